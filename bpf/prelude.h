@@ -1,0 +1,93 @@
+/*
+ * ebpfprof prelude: the record every program writes, the ring it goes to, loss accounting.
+ *
+ * One BPF ring buffer (ep_ring) is shared by every selector of a run. Each record is
+ *   struct ep_sample | raw tracepoint record (raw_size bytes, padded to 8) | u64 frames[nr_frames]
+ * User space (ebpfprof/_ring.c) reads it with the same layout; keep the two in step.
+ */
+#define EP_CONTEXT_KERNEL ((u64)-128)   /* PERF_CONTEXT_KERNEL: kernel frames follow */
+#define EP_CONTEXT_USER   ((u64)-512)   /* PERF_CONTEXT_USER: user frames follow */
+
+struct ep_sample {
+	u64 time;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC, the clock of our perf events too */
+	u32 pid;         /* tgid */
+	u32 tid;
+	u32 cpu;
+	u16 selector;    /* index into the run's selector table */
+	u16 nr_frames;   /* u64 callchain entries after the raw record (context markers included) */
+	u32 lost;        /* records this CPU could not reserve just before this one */
+	u32 raw_size;    /* bytes of the raw record after this header */
+};
+
+/* The first 8 bytes of a tracepoint record as the format file describes them. */
+struct ep_common {
+	u16 common_type;
+	u8 common_flags;
+	u8 common_preempt_count;
+	s32 common_pid;
+};
+
+/*
+ * A BPF program cannot read the real common header: the kernel stores a pt_regs pointer
+ * there before it runs BPF and fills the header only afterwards, for perf. What BPF can know
+ * is set: the event id, the thread; irq state and preempt depth are not visible, so the
+ * flags say "irqs-off not supported" (ftrace's 'X') and the depth is 0.
+ */
+#define EP_TRACE_FLAG_IRQS_NOSUPPORT 0x02
+
+BPF_RINGBUF_OUTPUT(ep_ring, EP_RING_PAGES);
+
+/* Per-CPU state: records lost since the last one written, records since the last wakeup. */
+struct ep_cpu_state {
+	u32 lost;
+	u32 since_wakeup;
+};
+BPF_PERCPU_ARRAY(ep_cpu_state, struct ep_cpu_state, 1);
+
+/* Wake the reader every EP_WAKEUP_EVERY records per CPU; a timed drain covers the rest. */
+static __always_inline u64 ep_wakeup_flags(struct ep_cpu_state *st)
+{
+	if (++st->since_wakeup >= EP_WAKEUP_EVERY) {
+		st->since_wakeup = 0;
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void ep_fill_header(struct ep_sample *s, struct ep_cpu_state *st,
+					   u16 selector, u16 nr_frames, u32 raw_size)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	s->time = bpf_ktime_get_ns();
+	s->pid = pid_tgid >> 32;
+	s->tid = (u32)pid_tgid;
+	s->cpu = bpf_get_smp_processor_id();
+	s->selector = selector;
+	s->nr_frames = nr_frames;
+	s->lost = st->lost;
+	s->raw_size = raw_size;
+	st->lost = 0;
+}
+
+/* Write the common header that the kernel would have filled for perf. */
+static __always_inline void ep_fill_common(void *raw, u16 event_id, u32 tid)
+{
+	struct ep_common *c = raw;
+
+	c->common_type = event_id;
+	c->common_flags = EP_TRACE_FLAG_IRQS_NOSUPPORT;
+	c->common_preempt_count = 0;
+	c->common_pid = tid;
+}
+
+/* Used where a selector has no filter or no CPU restriction. */
+static __always_inline int ep_keep_all(void *ctx)
+{
+	return 1;
+}
+
+static __always_inline int ep_any_cpu(u32 cpu)
+{
+	return 1;
+}

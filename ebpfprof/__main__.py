@@ -1,0 +1,4 @@
+"""`python -m ebpfprof` is the `ebpfprof` command."""
+from .cli import entry
+
+entry()

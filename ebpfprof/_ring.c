@@ -1,0 +1,1283 @@
+/*
+ * ebpfprof._ring — the hot path: ring buffer → PerfEvent → the user's handler.
+ *
+ * Everything per event happens here, in C:
+ *   - Reader.drain() walks BPF ring buffers (mmapped by us, no libbpf callback, no ctypes),
+ *   - each record becomes a PerfEvent that owns a copy of its bytes (so scripts may keep it),
+ *   - the handler chosen at start for its selector is called with vectorcall,
+ *   - with --order, events wait in a binary heap until the caller's time horizon passes.
+ * Fields are decoded only when a script reads them (PerfEvent.__getattr__ and friends).
+ *
+ * Everything that is not per event (which handler, what fields, how to print or symbolize)
+ * is decided in Python and handed over as EventClass objects and hook functions.
+ *
+ * The record layout is bpf/prelude.h's struct ep_sample; keep the two in step.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef uint64_t u64;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Record layout (bpf/prelude.h)                                                            */
+
+struct ep_sample {
+    u64 time;
+    u32 pid;
+    u32 tid;
+    u32 cpu;
+    u16 selector;
+    u16 nr_frames;
+    u32 lost;
+    u32 raw_size;
+};
+
+/* BPF ring buffer record header (kernel/bpf/ringbuf.c) */
+#define RB_BUSY_BIT    (1U << 31)
+#define RB_DISCARD_BIT (1U << 30)
+#define RB_HDR_SZ      8
+
+/* ---------------------------------------------------------------------------------------- */
+/* Field descriptors                                                                        */
+
+enum field_kind {
+    /* built-ins */
+    F_PID, F_TID, F_TIME, F_CPU, F_PERIOD, F_REALTIME, F_EVENT, F_CALLCHAIN,
+    /* from the tracepoint record */
+    F_INT, F_STR, F_DYN_STR, F_REL_STR, F_ARRAY, F_DYN_ARRAY, F_REL_ARRAY,
+};
+
+typedef struct {
+    int kind;
+    u32 offset;
+    u32 size;
+    int is_signed;
+} FieldDesc;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Module state: hooks into Python and clock offset                                          */
+
+static PyObject *hook_print = NULL;      /* print_event(event, timestamp, callchain) */
+static PyObject *hook_callchain = NULL;  /* resolve_callchain(event_class, pid, frames_tuple) -> list */
+static long long realtime_offset = 0;    /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+
+/* ---------------------------------------------------------------------------------------- */
+/* EventClass: one per selector                                                             */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *name;        /* str: "sys:name" or "sys:alias" — the value of _event */
+    PyObject *handler;     /* callable or None */
+    PyObject *index;       /* dict: field name -> int position in descs */
+    PyObject *keys;        /* tuple of field names in display order */
+    PyObject *info;        /* anything Python wants to hang on it (format, selector) */
+    FieldDesc *descs;
+    Py_ssize_t nr_descs;
+    long long delivered;   /* events given to the handler */
+    long long dropped;     /* events with no handler */
+} EventClassObject;
+
+static PyTypeObject EventClassType;
+
+static const char *const builtin_names[] = {
+    "_pid", "_tid", "_time", "_cpu", "_period", "_realtime", "_event", "_callchain",
+};
+#define NR_BUILTINS 8
+
+static void eventclass_dealloc(EventClassObject *self)
+{
+    Py_XDECREF(self->name);
+    Py_XDECREF(self->handler);
+    Py_XDECREF(self->index);
+    Py_XDECREF(self->keys);
+    Py_XDECREF(self->info);
+    PyMem_Free(self->descs);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/*
+ * EventClass(name, handler, fields, info)
+ *   fields: sequence of (name, kind, offset, size, signed) for the tracepoint's own fields
+ *           (common_* included), kind one of FIELD_* module constants.
+ */
+static int eventclass_init(EventClassObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"name", "handler", "fields", "info", NULL};
+    PyObject *name, *handler, *fields, *info = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UOO|O", kwlist, &name, &handler, &fields, &info))
+        return -1;
+    PyObject *seq = PySequence_Fast(fields, "fields must be a sequence");
+    if (!seq)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t total = NR_BUILTINS + n;
+    FieldDesc *descs = PyMem_Calloc(total, sizeof(FieldDesc));
+    PyObject *index = PyDict_New();
+    PyObject *keys = PyTuple_New(total);
+    if (!descs || !index || !keys)
+        goto fail;
+    for (int i = 0; i < NR_BUILTINS; i++) {
+        PyObject *k = PyUnicode_InternFromString(builtin_names[i]);
+        PyObject *v = PyLong_FromLong(i);
+        if (!k || !v || PyDict_SetItem(index, k, v) < 0) {
+            Py_XDECREF(k);
+            Py_XDECREF(v);
+            goto fail;
+        }
+        Py_DECREF(v);
+        PyTuple_SET_ITEM(keys, i, k);
+        descs[i].kind = i; /* F_PID .. F_CALLCHAIN in the same order */
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, j);
+        PyObject *fname;
+        int kind, is_signed;
+        unsigned int offset, size;
+        if (!PyArg_ParseTuple(item, "UiIIp", &fname, &kind, &offset, &size, &is_signed))
+            goto fail;
+        if (kind < F_INT || kind > F_REL_ARRAY) {
+            PyErr_Format(PyExc_ValueError, "bad field kind %d", kind);
+            goto fail;
+        }
+        Py_ssize_t pos = NR_BUILTINS + j;
+        descs[pos].kind = kind;
+        descs[pos].offset = offset;
+        descs[pos].size = size;
+        descs[pos].is_signed = is_signed;
+        Py_INCREF(fname);
+        PyUnicode_InternInPlace(&fname);
+        PyObject *v = PyLong_FromSsize_t(pos);
+        if (!v || PyDict_SetItem(index, fname, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(fname);
+            goto fail;
+        }
+        Py_DECREF(v);
+        PyTuple_SET_ITEM(keys, pos, fname);
+    }
+    Py_DECREF(seq);
+    Py_INCREF(name);
+    Py_XSETREF(self->name, name);
+    Py_INCREF(handler);
+    Py_XSETREF(self->handler, handler);
+    Py_XSETREF(self->index, index);
+    Py_XSETREF(self->keys, keys);
+    Py_INCREF(info);
+    Py_XSETREF(self->info, info);
+    PyMem_Free(self->descs);
+    self->descs = descs;
+    self->nr_descs = total;
+    return 0;
+fail:
+    Py_DECREF(seq);
+    PyMem_Free(descs);
+    Py_XDECREF(index);
+    Py_XDECREF(keys);
+    return -1;
+}
+
+static PyMemberDef eventclass_members[] = {
+    {"name", T_OBJECT_EX, offsetof(EventClassObject, name), READONLY, "the value of _event"},
+    {"handler", T_OBJECT_EX, offsetof(EventClassObject, handler), 0, "callable or None"},
+    {"keys", T_OBJECT_EX, offsetof(EventClassObject, keys), READONLY, "field names, display order"},
+    {"info", T_OBJECT_EX, offsetof(EventClassObject, info), 0, "Python-side description"},
+    {"delivered", T_LONGLONG, offsetof(EventClassObject, delivered), READONLY, "events handled"},
+    {"dropped", T_LONGLONG, offsetof(EventClassObject, dropped), READONLY, "events without handler"},
+    {NULL},
+};
+
+static PyTypeObject EventClassType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ebpfprof._ring.EventClass",
+    .tp_basicsize = sizeof(EventClassObject),
+    .tp_dealloc = (destructor)eventclass_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "How events of one selector are decoded and to whom they go.",
+    .tp_members = eventclass_members,
+    .tp_init = (initproc)eventclass_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* PerfEvent                                                                                */
+
+typedef struct {
+    PyObject_VAR_HEAD
+    EventClassObject *cls;
+    PyObject *callchain;   /* resolved on first access */
+    u64 time;
+    u32 pid, tid, cpu;
+    u32 raw_size;
+    u32 nr_frames;
+    /* raw record (raw_size bytes, padded to 8) then nr_frames u64 */
+    u64 data[1];
+} PerfEventObject;
+
+static PyTypeObject PerfEventType;
+
+static inline const u8 *ev_raw(PerfEventObject *ev)
+{
+    return (const u8 *)ev->data;
+}
+
+static inline const u64 *ev_frames(PerfEventObject *ev)
+{
+    return (const u64 *)((const u8 *)ev->data + ((ev->raw_size + 7) & ~7u));
+}
+
+/* A new event owning a copy of the record's raw part and frames. */
+static PerfEventObject *perf_event_new(EventClassObject *cls, const struct ep_sample *s,
+                                       const u8 *raw, const u64 *frames)
+{
+    size_t raw_padded = (s->raw_size + 7) & ~(size_t)7;
+    size_t bytes = raw_padded + (size_t)s->nr_frames * 8;
+    /* ob_size counts u64 items of data beyond the first */
+    Py_ssize_t items = bytes > 8 ? (Py_ssize_t)((bytes + 7) / 8 - 1) : 0;
+    PerfEventObject *ev = PyObject_NewVar(PerfEventObject, &PerfEventType, items);
+    if (!ev)
+        return NULL;
+    Py_INCREF(cls);
+    ev->cls = cls;
+    ev->callchain = NULL;
+    ev->time = s->time;
+    ev->pid = s->pid;
+    ev->tid = s->tid;
+    ev->cpu = s->cpu;
+    ev->raw_size = s->raw_size;
+    ev->nr_frames = s->nr_frames;
+    if (s->raw_size) {
+        memcpy(ev->data, raw, s->raw_size);
+        if (raw_padded > s->raw_size)
+            memset((u8 *)ev->data + s->raw_size, 0, raw_padded - s->raw_size);
+    }
+    if (s->nr_frames)
+        memcpy((u8 *)ev->data + raw_padded, frames, (size_t)s->nr_frames * 8);
+    return ev;
+}
+
+static void perf_event_dealloc(PerfEventObject *ev)
+{
+    Py_DECREF(ev->cls);
+    Py_XDECREF(ev->callchain);
+    PyObject_Free(ev);
+}
+
+static PyObject *decode_int(const u8 *p, u32 size, int is_signed)
+{
+    switch (size) {
+    case 1: return is_signed ? PyLong_FromLong(*(const int8_t *)p) : PyLong_FromUnsignedLong(*p);
+    case 2: { u16 v; memcpy(&v, p, 2); return is_signed ? PyLong_FromLong((int16_t)v) : PyLong_FromUnsignedLong(v); }
+    case 4: { u32 v; memcpy(&v, p, 4); return is_signed ? PyLong_FromLong((int32_t)v) : PyLong_FromUnsignedLong(v); }
+    case 8: { u64 v; memcpy(&v, p, 8); return is_signed ? PyLong_FromLongLong((int64_t)v) : PyLong_FromUnsignedLongLong(v); }
+    }
+    return PyBytes_FromStringAndSize((const char *)p, size);
+}
+
+/* Bytes of a C string up to its NUL (or n) as str; bytes that are not UTF-8 are escaped. */
+static PyObject *decode_cstr(const u8 *p, size_t n)
+{
+    const u8 *nul = memchr(p, 0, n);
+    size_t len = nul ? (size_t)(nul - p) : n;
+    return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)len, "backslashreplace");
+}
+
+/* Locate a __data_loc / __rel_loc payload; returns 0 and sets *ptr, *len if it fits the record. */
+static int locate_dynamic(PerfEventObject *ev, const FieldDesc *d, const u8 **ptr, size_t *len)
+{
+    u32 loc;
+    if (d->offset + 4 > ev->raw_size)
+        return -1;
+    memcpy(&loc, ev_raw(ev) + d->offset, 4);
+    size_t off = loc & 0xffff, n = loc >> 16;
+    if (d->kind == F_REL_STR || d->kind == F_REL_ARRAY)
+        off += d->offset + 4;
+    if (off > ev->raw_size)
+        return -1;
+    if (off + n > ev->raw_size)     /* truncated in the kernel (records over 4 KB) */
+        n = ev->raw_size - off;
+    *ptr = ev_raw(ev) + off;
+    *len = n;
+    return 0;
+}
+
+static PyObject *get_callchain(PerfEventObject *ev)
+{
+    if (ev->callchain) {
+        Py_INCREF(ev->callchain);
+        return ev->callchain;
+    }
+    if (ev->nr_frames == 0 || !hook_callchain)
+        return PyList_New(0);
+    PyObject *frames = PyTuple_New(ev->nr_frames);
+    if (!frames)
+        return NULL;
+    const u64 *f = ev_frames(ev);
+    for (u32 i = 0; i < ev->nr_frames; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(f[i]);
+        if (!v) {
+            Py_DECREF(frames);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(frames, i, v);
+    }
+    PyObject *pid = PyLong_FromUnsignedLong(ev->pid);
+    PyObject *res = pid ? PyObject_CallFunctionObjArgs(hook_callchain, (PyObject *)ev->cls, pid, frames, NULL) : NULL;
+    Py_XDECREF(pid);
+    Py_DECREF(frames);
+    if (!res)
+        return NULL;
+    ev->callchain = res;
+    Py_INCREF(res);
+    return res;
+}
+
+/* The value of descriptor d for event ev (a new reference), NULL with an exception set. */
+static PyObject *decode_field(PerfEventObject *ev, const FieldDesc *d)
+{
+    const u8 *p;
+    size_t n;
+    switch (d->kind) {
+    case F_PID: return PyLong_FromUnsignedLong(ev->pid);
+    case F_TID: return PyLong_FromUnsignedLong(ev->tid);
+    case F_TIME: return PyLong_FromUnsignedLongLong(ev->time);
+    case F_CPU: return PyLong_FromUnsignedLong(ev->cpu);
+    case F_PERIOD: return PyLong_FromLong(1);
+    case F_REALTIME: return PyLong_FromLongLong((long long)ev->time + realtime_offset);
+    case F_EVENT: Py_INCREF(ev->cls->name); return ev->cls->name;
+    case F_CALLCHAIN: return get_callchain(ev);
+    case F_INT:
+        if (d->offset + d->size > ev->raw_size)
+            return PyLong_FromLong(0);
+        return decode_int(ev_raw(ev) + d->offset, d->size, d->is_signed);
+    case F_STR:
+        if (d->offset + d->size > ev->raw_size)
+            return PyUnicode_FromStringAndSize("", 0);
+        return decode_cstr(ev_raw(ev) + d->offset, d->size);
+    case F_ARRAY:
+        if (d->offset + d->size > ev->raw_size)
+            return PyBytes_FromStringAndSize("", 0);
+        return PyBytes_FromStringAndSize((const char *)ev_raw(ev) + d->offset, d->size);
+    case F_DYN_STR:
+    case F_REL_STR:
+        if (locate_dynamic(ev, d, &p, &n) < 0)
+            return PyUnicode_FromStringAndSize("", 0);
+        return decode_cstr(p, n);
+    case F_DYN_ARRAY:
+    case F_REL_ARRAY:
+        if (locate_dynamic(ev, d, &p, &n) < 0)
+            return PyBytes_FromStringAndSize("", 0);
+        return PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+    }
+    PyErr_SetString(PyExc_SystemError, "ebpfprof: unknown field kind");
+    return NULL;
+}
+
+/* Position of a field name, or -1 (no exception) when the event has no such field. */
+static Py_ssize_t field_position(PerfEventObject *ev, PyObject *name)
+{
+    PyObject *pos = PyDict_GetItemWithError(ev->cls->index, name);
+    if (!pos)
+        return -1;
+    return PyLong_AsSsize_t(pos);
+}
+
+static PyObject *perf_event_getattro(PerfEventObject *ev, PyObject *name)
+{
+    Py_ssize_t pos = field_position(ev, name);
+    if (pos >= 0)
+        return decode_field(ev, &ev->cls->descs[pos]);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *res = PyObject_GenericGetAttr((PyObject *)ev, name);
+    if (!res && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_AttributeError, "%U event has no field '%U'", ev->cls->name, name);
+    }
+    return res;
+}
+
+static PyObject *perf_event_subscript(PerfEventObject *ev, PyObject *key)
+{
+    if (!PyUnicode_Check(key)) {
+        PyErr_Format(PyExc_KeyError, "%R", key);
+        return NULL;
+    }
+    Py_ssize_t pos = field_position(ev, key);
+    if (pos >= 0)
+        return decode_field(ev, &ev->cls->descs[pos]);
+    if (!PyErr_Occurred())
+        PyErr_SetObject(PyExc_KeyError, key);
+    return NULL;
+}
+
+static int perf_event_contains(PerfEventObject *ev, PyObject *key)
+{
+    if (!PyUnicode_Check(key))
+        return 0;
+    Py_ssize_t pos = field_position(ev, key);
+    if (pos >= 0)
+        return 1;
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static Py_ssize_t perf_event_length(PerfEventObject *ev)
+{
+    return ev->cls->nr_descs;
+}
+
+static PyObject *perf_event_get(PerfEventObject *ev, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get(field, default=None)");
+        return NULL;
+    }
+    if (PyUnicode_Check(args[0])) {
+        Py_ssize_t pos = field_position(ev, args[0]);
+        if (pos >= 0)
+            return decode_field(ev, &ev->cls->descs[pos]);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    PyObject *dflt = nargs == 2 ? args[1] : Py_None;
+    Py_INCREF(dflt);
+    return dflt;
+}
+
+static PyObject *perf_event_keys(PerfEventObject *ev, PyObject *unused)
+{
+    return PySequence_List(ev->cls->keys);
+}
+
+static PyObject *perf_event_values(PerfEventObject *ev, PyObject *unused)
+{
+    Py_ssize_t n = ev->cls->nr_descs;
+    PyObject *list = PyList_New(n);
+    if (!list)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = decode_field(ev, &ev->cls->descs[i]);
+        if (!v) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, v);
+    }
+    return list;
+}
+
+static PyObject *perf_event_items(PerfEventObject *ev, PyObject *unused)
+{
+    Py_ssize_t n = ev->cls->nr_descs;
+    PyObject *list = PyList_New(n);
+    if (!list)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = decode_field(ev, &ev->cls->descs[i]);
+        if (!v) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyObject *k = PyTuple_GET_ITEM(ev->cls->keys, i);
+        Py_INCREF(k);
+        PyObject *pair = PyTuple_Pack(2, k, v);
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (!pair) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, pair);
+    }
+    return list;
+}
+
+static PyObject *perf_event_to_dict(PerfEventObject *ev, PyObject *unused)
+{
+    Py_ssize_t n = ev->cls->nr_descs;
+    PyObject *dict = _PyDict_NewPresized(n);
+    if (!dict)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = decode_field(ev, &ev->cls->descs[i]);
+        if (!v || PyDict_SetItem(dict, PyTuple_GET_ITEM(ev->cls->keys, i), v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(dict);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return dict;
+}
+
+static PyObject *perf_event_iter(PerfEventObject *ev)
+{
+    PyObject *items = perf_event_items(ev, NULL);
+    if (!items)
+        return NULL;
+    PyObject *it = PyObject_GetIter(items);
+    Py_DECREF(items);
+    return it;
+}
+
+static PyObject *perf_event_str(PerfEventObject *ev)
+{
+    PyObject *d = perf_event_to_dict(ev, NULL);
+    if (!d)
+        return NULL;
+    PyObject *s = PyObject_Repr(d);
+    Py_DECREF(d);
+    return s;
+}
+
+static PyObject *perf_event_repr(PerfEventObject *ev)
+{
+    return PyUnicode_FromFormat("<PerfEvent %U cpu=%u pid=%u time=%llu>", ev->cls->name,
+                                ev->cpu, ev->pid, (unsigned long long)ev->time);
+}
+
+static Py_hash_t perf_event_hash(PerfEventObject *ev)
+{
+    /* Stable for the event's identity in the stream: when, where, who, which selector. */
+    u64 h = ev->time * 0x9E3779B97F4A7C15ULL;
+    h ^= ((u64)ev->cpu << 32 | ev->tid) + 0x7F4A7C159E3779B9ULL + (h << 6) + (h >> 2);
+    h ^= (u64)(uintptr_t)ev->cls;
+    Py_hash_t r = (Py_hash_t)(h ^ (h >> 31));
+    return r == -1 ? -2 : r;
+}
+
+static PyObject *perf_event_print(PerfEventObject *ev, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"timestamp", "callchain", NULL};
+    int timestamp = 1, callchain = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pp", kwlist, &timestamp, &callchain))
+        return NULL;
+    if (!hook_print) {
+        PyErr_SetString(PyExc_RuntimeError, "ebpfprof: no printer installed");
+        return NULL;
+    }
+    return PyObject_CallFunction(hook_print, "OOO", (PyObject *)ev,
+                                 timestamp ? Py_True : Py_False, callchain ? Py_True : Py_False);
+}
+
+static PyObject *perf_event_reduce(PerfEventObject *ev, PyObject *unused)
+{
+    /* Pickling gives the plain dict: an event cannot be rebuilt without its run. */
+    PyObject *d = perf_event_to_dict(ev, NULL);
+    if (!d)
+        return NULL;
+    PyObject *r = Py_BuildValue("(O(O))", (PyObject *)&PyDict_Type, d);
+    Py_DECREF(d);
+    return r;
+}
+
+static PyMethodDef perf_event_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))perf_event_get, METH_FASTCALL,
+     "get(field, default=None): the field's value, or default if the event has no such field"},
+    {"keys", (PyCFunction)perf_event_keys, METH_NOARGS, "field names, built-ins first"},
+    {"values", (PyCFunction)perf_event_values, METH_NOARGS, "field values, in keys() order"},
+    {"items", (PyCFunction)perf_event_items, METH_NOARGS, "(name, value) pairs, in keys() order"},
+    {"to_dict", (PyCFunction)perf_event_to_dict, METH_NOARGS, "every field decoded into a new dict"},
+    {"print", (PyCFunction)(void (*)(void))perf_event_print, METH_VARARGS | METH_KEYWORDS,
+     "print(timestamp=True, callchain=True): one line in the perf/ftrace layout, then one per frame"},
+    {"__reduce__", (PyCFunction)perf_event_reduce, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PySequenceMethods perf_event_as_sequence = {
+    .sq_length = (lenfunc)perf_event_length,
+    .sq_contains = (objobjproc)perf_event_contains,
+};
+
+static PyMappingMethods perf_event_as_mapping = {
+    .mp_length = (lenfunc)perf_event_length,
+    .mp_subscript = (binaryfunc)perf_event_subscript,
+};
+
+static PyTypeObject PerfEventType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ebpfprof.PerfEvent",
+    .tp_basicsize = offsetof(PerfEventObject, data) + sizeof(u64),
+    .tp_itemsize = sizeof(u64),
+    .tp_dealloc = (destructor)perf_event_dealloc,
+    .tp_repr = (reprfunc)perf_event_repr,
+    .tp_str = (reprfunc)perf_event_str,
+    .tp_hash = (hashfunc)perf_event_hash,
+    .tp_as_sequence = &perf_event_as_sequence,
+    .tp_as_mapping = &perf_event_as_mapping,
+    .tp_getattro = (getattrofunc)perf_event_getattro,
+    .tp_iter = (getiterfunc)perf_event_iter,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .tp_doc = "One event; its fields are decoded when read. See docs/perfevent.md.",
+    .tp_methods = perf_event_methods,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Handler errors: print the traceback, go on; rate-limited so a failing handler at 1M       */
+/* events/s does not drown the terminal.                                                   */
+
+#define ERRORS_PER_SECOND 10
+
+static struct {
+    time_t second;
+    int printed;
+    long long suppressed;
+    long long total;
+} handler_errors;
+
+/* Returns -1 when the run must stop (SystemExit, KeyboardInterrupt), 0 to go on. */
+static int handle_handler_error(void)
+{
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+        return -1;
+    handler_errors.total++;
+    time_t now = time(NULL);
+    if (now != handler_errors.second) {
+        if (handler_errors.suppressed)
+            PySys_FormatStderr("ebpfprof: %lld more handler exceptions not shown\n",
+                               handler_errors.suppressed);
+        handler_errors.second = now;
+        handler_errors.printed = 0;
+        handler_errors.suppressed = 0;
+    }
+    if (handler_errors.printed < ERRORS_PER_SECOND) {
+        handler_errors.printed++;
+        PyErr_PrintEx(0);
+    } else {
+        handler_errors.suppressed++;
+        PyErr_Clear();
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Reader: rings, ordering heap, dispatch                                                    */
+
+typedef struct {
+    int map_fd;
+    size_t data_size;          /* power of two */
+    size_t page_size;
+    volatile u64 *consumer;    /* consumer page (rw) */
+    volatile u64 *producer;    /* producer page (ro) */
+    const u8 *data;            /* data pages, mapped twice back to back */
+    size_t prod_map_len;
+} BpfRing;
+
+typedef struct {
+    u64 time;
+    u64 seq;
+    PyObject *ev;          /* a PerfEvent, or NULL for a loss marker */
+    u64 lost;              /* loss marker: how many */
+    u64 lost_start;        /* loss marker: time of the last event before the gap */
+} HeapEntry;
+
+#define MAX_TRACKED_CPUS 4096
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *classes;         /* tuple of EventClass */
+    PyObject *lost_handler;    /* callable(lost, start, end) or None */
+    BpfRing *rings;
+    int nr_rings;
+    /* ordering */
+    HeapEntry *heap;
+    Py_ssize_t heap_len, heap_cap;
+    u64 seq;
+    u64 last_time[MAX_TRACKED_CPUS];  /* per CPU: time of the last record read (for loss bounds) */
+    /* accounting */
+    long long delivered;       /* events given to a handler */
+    long long records;         /* records read from rings */
+    long long lost;            /* records the kernel could not write */
+    long long budget;          /* events still to deliver (-N), -1 = unlimited */
+    int stop;                  /* set by stop(): drain returns at the next record */
+} ReaderObject;
+
+static PyTypeObject ReaderType;
+
+static void ring_unmap(BpfRing *r)
+{
+    if (r->consumer && r->consumer != MAP_FAILED)
+        munmap((void *)r->consumer, r->page_size);
+    if (r->producer && r->producer != MAP_FAILED)
+        munmap((void *)r->producer, r->prod_map_len);
+    r->consumer = NULL;
+    r->producer = NULL;
+}
+
+static void heap_clear(ReaderObject *self)
+{
+    for (Py_ssize_t i = 0; i < self->heap_len; i++)
+        Py_XDECREF(self->heap[i].ev);
+    self->heap_len = 0;
+}
+
+static void reader_dealloc(ReaderObject *self)
+{
+    for (int i = 0; i < self->nr_rings; i++)
+        ring_unmap(&self->rings[i]);
+    PyMem_Free(self->rings);
+    heap_clear(self);
+    PyMem_Free(self->heap);
+    Py_XDECREF(self->classes);
+    Py_XDECREF(self->lost_handler);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Reader(classes, lost_handler=None) */
+static int reader_init(ReaderObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"classes", "lost_handler", NULL};
+    PyObject *classes, *lost_handler = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O", kwlist, &classes, &lost_handler))
+        return -1;
+    PyObject *t = PySequence_Tuple(classes);
+    if (!t)
+        return -1;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
+        if (!PyObject_TypeCheck(PyTuple_GET_ITEM(t, i), &EventClassType)) {
+            Py_DECREF(t);
+            PyErr_SetString(PyExc_TypeError, "classes must be EventClass objects");
+            return -1;
+        }
+    }
+    Py_XSETREF(self->classes, t);
+    Py_INCREF(lost_handler);
+    Py_XSETREF(self->lost_handler, lost_handler);
+    self->budget = -1;
+    return 0;
+}
+
+/* add_bpf_ring(map_fd, data_size): mmap a BPF_MAP_TYPE_RINGBUF the way libbpf does. */
+static PyObject *reader_add_bpf_ring(ReaderObject *self, PyObject *args)
+{
+    int fd;
+    Py_ssize_t data_size;
+    if (!PyArg_ParseTuple(args, "in", &fd, &data_size))
+        return NULL;
+    if (data_size <= 0 || (data_size & (data_size - 1))) {
+        PyErr_SetString(PyExc_ValueError, "ring size must be a power of two");
+        return NULL;
+    }
+    BpfRing r = {0};
+    r.map_fd = fd;
+    r.data_size = (size_t)data_size;
+    r.page_size = (size_t)sysconf(_SC_PAGESIZE);
+    r.consumer = mmap(NULL, r.page_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (r.consumer == MAP_FAILED) {
+        r.consumer = NULL;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    r.prod_map_len = r.page_size + 2 * r.data_size;
+    r.producer = mmap(NULL, r.prod_map_len, PROT_READ, MAP_SHARED, fd, (off_t)r.page_size);
+    if (r.producer == MAP_FAILED) {
+        r.producer = NULL;
+        int saved = errno;
+        ring_unmap(&r);
+        errno = saved;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    r.data = (const u8 *)r.producer + r.page_size;
+    BpfRing *rings = PyMem_Realloc(self->rings, sizeof(BpfRing) * (self->nr_rings + 1));
+    if (!rings) {
+        ring_unmap(&r);
+        return PyErr_NoMemory();
+    }
+    self->rings = rings;
+    self->rings[self->nr_rings++] = r;
+    Py_RETURN_NONE;
+}
+
+static int heap_less(const HeapEntry *a, const HeapEntry *b)
+{
+    return a->time < b->time || (a->time == b->time && a->seq < b->seq);
+}
+
+static int heap_push(ReaderObject *self, HeapEntry e)
+{
+    if (self->heap_len == self->heap_cap) {
+        Py_ssize_t cap = self->heap_cap ? self->heap_cap * 2 : 4096;
+        HeapEntry *h = PyMem_Realloc(self->heap, cap * sizeof(HeapEntry));
+        if (!h) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->heap = h;
+        self->heap_cap = cap;
+    }
+    Py_ssize_t i = self->heap_len++;
+    HeapEntry *h = self->heap;
+    while (i > 0) {
+        Py_ssize_t parent = (i - 1) / 2;
+        if (!heap_less(&e, &h[parent]))
+            break;
+        h[i] = h[parent];
+        i = parent;
+    }
+    h[i] = e;
+    return 0;
+}
+
+static HeapEntry heap_pop(ReaderObject *self)
+{
+    HeapEntry *h = self->heap;
+    HeapEntry top = h[0];
+    HeapEntry last = h[--self->heap_len];
+    Py_ssize_t i = 0, n = self->heap_len;
+    for (;;) {
+        Py_ssize_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && heap_less(&h[c + 1], &h[c]))
+            c++;
+        if (!heap_less(&h[c], &last))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (n)
+        h[i] = last;
+    return top;
+}
+
+static int call_lost(ReaderObject *self, u64 lost, u64 start, u64 end)
+{
+    self->lost += (long long)lost;
+    if (self->lost_handler == Py_None)
+        return 0;
+    PyObject *r = PyObject_CallFunction(self->lost_handler, "KKK", (unsigned long long)lost,
+                                        (unsigned long long)start, (unsigned long long)end);
+    if (!r)
+        return handle_handler_error();
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Give one event to its handler. Returns -1 to stop the drain (exception to propagate). */
+static int deliver(ReaderObject *self, PerfEventObject *ev)
+{
+    EventClassObject *cls = ev->cls;
+    PyObject *handler = cls->handler;
+    if (handler == Py_None) {
+        cls->dropped++;
+        return 0;
+    }
+    PyObject *arg = (PyObject *)ev;
+    PyObject *r = PyObject_Vectorcall(handler, &arg, 1, NULL);
+    cls->delivered++;
+    self->delivered++;
+    if (self->budget > 0)
+        self->budget--;
+    if (!r)
+        return handle_handler_error();
+    Py_DECREF(r);
+    return 0;
+}
+
+/*
+ * One record from a ring. In unordered mode it is delivered now; in ordered mode it joins
+ * the heap. Returns -1 on a Python error that must stop the drain.
+ */
+static int process_record(ReaderObject *self, const u8 *rec, u32 len, int ordered)
+{
+    if (len < sizeof(struct ep_sample))
+        return 0;
+    struct ep_sample s;
+    memcpy(&s, rec, sizeof(s));
+    size_t raw_padded = (s.raw_size + 7) & ~(size_t)7;
+    size_t need = sizeof(s) + (s.nr_frames ? raw_padded + (size_t)s.nr_frames * 8 : s.raw_size);
+    if (need > len ||
+        s.selector >= PyTuple_GET_SIZE(self->classes))
+        return 0;  /* not ours or damaged: skip rather than misdecode */
+    self->records++;
+    u32 cpu_slot = s.cpu < MAX_TRACKED_CPUS ? s.cpu : MAX_TRACKED_CPUS - 1;
+    u64 prev_time = self->last_time[cpu_slot];
+    self->last_time[cpu_slot] = s.time;
+
+    EventClassObject *cls = (EventClassObject *)PyTuple_GET_ITEM(self->classes, s.selector);
+    const u8 *raw = rec + sizeof(s);
+    const u64 *frames = (const u64 *)(raw + raw_padded);
+
+    if (!ordered) {
+        if (s.lost && call_lost(self, s.lost, 0, 0) < 0)
+            return -1;
+        if (cls->handler == Py_None) {
+            cls->dropped++;
+            return 0;
+        }
+        PerfEventObject *ev = perf_event_new(cls, &s, raw, frames);
+        if (!ev)
+            return -1;
+        int rc = deliver(self, ev);
+        Py_DECREF(ev);
+        return rc;
+    }
+    if (s.lost) {
+        HeapEntry m = {.time = s.time, .seq = self->seq++, .ev = NULL, .lost = s.lost, .lost_start = prev_time};
+        if (heap_push(self, m) < 0)
+            return -1;
+    }
+    if (cls->handler == Py_None) {
+        cls->dropped++;
+        return 0;
+    }
+    PerfEventObject *ev = perf_event_new(cls, &s, raw, frames);
+    if (!ev)
+        return -1;
+    HeapEntry e = {.time = s.time, .seq = self->seq++, .ev = (PyObject *)ev};
+    if (heap_push(self, e) < 0) {
+        Py_DECREF(ev);
+        return -1;
+    }
+    return 0;
+}
+
+static inline u64 load_acquire(volatile u64 *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline u32 load_acquire32(const volatile u32 *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void store_release(volatile u64 *p, u64 v)
+{
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+#define SIGNAL_CHECK_EVERY 1024
+
+/* Read one ring until it is empty, the budget is spent or stop is set. -1 on error. */
+static int drain_ring(ReaderObject *self, BpfRing *r, int ordered, long long *count)
+{
+    u64 cons = load_acquire(r->consumer);
+    u64 prod = load_acquire(r->producer);
+    u64 mask = r->data_size - 1;
+    int rc = 0;
+    while (cons < prod && !self->stop && self->budget != 0) {
+        const volatile u32 *hdr = (const volatile u32 *)(r->data + (cons & mask));
+        u32 len = load_acquire32(hdr);
+        if (len & RB_BUSY_BIT)
+            break;  /* reserved, not yet committed: come back later */
+        u32 size = len & ~(RB_BUSY_BIT | RB_DISCARD_BIT);
+        if (!(len & RB_DISCARD_BIT))
+            rc = process_record(self, (const u8 *)hdr + RB_HDR_SZ, size, ordered);
+        cons += (RB_HDR_SZ + size + 7) & ~(u64)7;
+        (*count)++;
+        if (rc < 0)
+            break;
+        if ((*count & (SIGNAL_CHECK_EVERY - 1)) == 0) {
+            store_release(r->consumer, cons);
+            if (PyErr_CheckSignals() < 0) {
+                rc = -1;
+                break;
+            }
+        }
+        if (cons >= prod)
+            prod = load_acquire(r->producer);
+    }
+    store_release(r->consumer, cons);
+    return rc;
+}
+
+/* Deliver heap entries up to time horizon (all if flush). */
+static int flush_heap(ReaderObject *self, u64 horizon, int all)
+{
+    while (self->heap_len && !self->stop && self->budget != 0) {
+        if (!all && self->heap[0].time > horizon)
+            break;
+        HeapEntry e = heap_pop(self);
+        int rc;
+        if (!e.ev) {
+            rc = call_lost(self, e.lost, e.lost_start, e.time);
+        } else {
+            rc = deliver(self, (PerfEventObject *)e.ev);
+            Py_DECREF(e.ev);
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * drain(ordered=False, horizon=0, flush=False) -> records read
+ * Ordered: records join the heap; those with time <= horizon (all, with flush) are delivered.
+ */
+static PyObject *reader_drain(ReaderObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"ordered", "horizon", "flush", NULL};
+    int ordered = 0, flush = 0;
+    unsigned long long horizon = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pKp", kwlist, &ordered, &horizon, &flush))
+        return NULL;
+    long long count = 0;
+    for (int i = 0; i < self->nr_rings; i++) {
+        if (drain_ring(self, &self->rings[i], ordered, &count) < 0)
+            return NULL;
+    }
+    if (ordered && flush_heap(self, horizon, flush) < 0)
+        return NULL;
+    return PyLong_FromLongLong(count);
+}
+
+static PyObject *reader_close(ReaderObject *self, PyObject *unused)
+{
+    for (int i = 0; i < self->nr_rings; i++)
+        ring_unmap(&self->rings[i]);
+    self->nr_rings = 0;
+    heap_clear(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *reader_stop(ReaderObject *self, PyObject *unused)
+{
+    self->stop = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *reader_pending(ReaderObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->heap_len);
+}
+
+static PyObject *reader_get_budget(ReaderObject *self, void *closure)
+{
+    return PyLong_FromLongLong(self->budget);
+}
+
+static int reader_set_budget(ReaderObject *self, PyObject *v, void *closure)
+{
+    long long b = PyLong_AsLongLong(v);
+    if (b == -1 && PyErr_Occurred())
+        return -1;
+    self->budget = b;
+    return 0;
+}
+
+static PyObject *reader_stopped(ReaderObject *self, void *closure)
+{
+    return PyBool_FromLong(self->stop);
+}
+
+static PyGetSetDef reader_getset[] = {
+    {"pending", (getter)reader_pending, NULL, "events waiting in the --order heap", NULL},
+    {"budget", (getter)reader_get_budget, (setter)reader_set_budget,
+     "events still to deliver before stopping (-N); -1 = no limit", NULL},
+    {"stopped", (getter)reader_stopped, NULL, "stop() was called", NULL},
+    {NULL},
+};
+
+static PyMemberDef reader_members[] = {
+    {"delivered", T_LONGLONG, offsetof(ReaderObject, delivered), READONLY, "events given to handlers"},
+    {"records", T_LONGLONG, offsetof(ReaderObject, records), READONLY, "records read from rings"},
+    {"lost", T_LONGLONG, offsetof(ReaderObject, lost), 0, "records the kernel could not write"},
+    {NULL},
+};
+
+static PyMethodDef reader_methods[] = {
+    {"add_bpf_ring", (PyCFunction)reader_add_bpf_ring, METH_VARARGS,
+     "add_bpf_ring(map_fd, data_size): read this BPF ring buffer map"},
+    {"drain", (PyCFunction)(void (*)(void))reader_drain, METH_VARARGS | METH_KEYWORDS,
+     "drain(ordered=False, horizon=0, flush=False) -> records read"},
+    {"stop", (PyCFunction)reader_stop, METH_NOARGS, "make drain() return at the next record"},
+    {"close", (PyCFunction)reader_close, METH_NOARGS, "unmap the rings, drop undelivered events"},
+    {NULL},
+};
+
+static PyTypeObject ReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ebpfprof._ring.Reader",
+    .tp_basicsize = sizeof(ReaderObject),
+    .tp_dealloc = (destructor)reader_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Reads the run's rings and hands each event to its handler.",
+    .tp_methods = reader_methods,
+    .tp_members = reader_members,
+    .tp_getset = reader_getset,
+    .tp_init = (initproc)reader_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Module functions                                                                          */
+
+static PyObject *mod_set_hooks(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"print_event", "resolve_callchain", NULL};
+    PyObject *p = Py_None, *c = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO", kwlist, &p, &c))
+        return NULL;
+    Py_XSETREF(hook_print, p == Py_None ? NULL : Py_NewRef(p));
+    Py_XSETREF(hook_callchain, c == Py_None ? NULL : Py_NewRef(c));
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_set_realtime_offset(PyObject *m, PyObject *arg)
+{
+    long long v = PyLong_AsLongLong(arg);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    realtime_offset = v;
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_event_raw(PyObject *m, PyObject *arg)
+{
+    if (!PyObject_TypeCheck(arg, &PerfEventType)) {
+        PyErr_SetString(PyExc_TypeError, "expected a PerfEvent");
+        return NULL;
+    }
+    PerfEventObject *ev = (PerfEventObject *)arg;
+    return PyBytes_FromStringAndSize((const char *)ev_raw(ev), ev->raw_size);
+}
+
+static PyObject *mod_event_frames(PyObject *m, PyObject *arg)
+{
+    if (!PyObject_TypeCheck(arg, &PerfEventType)) {
+        PyErr_SetString(PyExc_TypeError, "expected a PerfEvent");
+        return NULL;
+    }
+    PerfEventObject *ev = (PerfEventObject *)arg;
+    PyObject *t = PyTuple_New(ev->nr_frames);
+    if (!t)
+        return NULL;
+    const u64 *f = ev_frames(ev);
+    for (u32 i = 0; i < ev->nr_frames; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(f[i]);
+        if (!v) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+static PyObject *mod_event_class(PyObject *m, PyObject *arg)
+{
+    if (!PyObject_TypeCheck(arg, &PerfEventType)) {
+        PyErr_SetString(PyExc_TypeError, "expected a PerfEvent");
+        return NULL;
+    }
+    return Py_NewRef((PyObject *)((PerfEventObject *)arg)->cls);
+}
+
+/*
+ * make_event(cls, time, pid, tid, cpu, raw, frames=()) — build an event from bytes.
+ * For unit tests and for replaying recorded samples; scripts never see this.
+ */
+static PyObject *mod_make_event(PyObject *m, PyObject *args)
+{
+    PyObject *cls, *frames_obj = NULL;
+    unsigned long long time;
+    unsigned int pid, tid, cpu;
+    Py_buffer raw;
+    if (!PyArg_ParseTuple(args, "O!KIIIy*|O", &EventClassType, &cls, &time, &pid, &tid, &cpu,
+                          &raw, &frames_obj))
+        return NULL;
+    PyObject *frames = frames_obj ? PySequence_Fast(frames_obj, "frames must be a sequence") : PyTuple_New(0);
+    if (!frames) {
+        PyBuffer_Release(&raw);
+        return NULL;
+    }
+    Py_ssize_t nf = PySequence_Fast_GET_SIZE(frames);
+    u64 *fv = PyMem_Calloc(nf ? nf : 1, sizeof(u64));
+    for (Py_ssize_t i = 0; fv && i < nf; i++) {
+        fv[i] = PyLong_AsUnsignedLongLongMask(PySequence_Fast_GET_ITEM(frames, i));
+    }
+    PyObject *res = NULL;
+    if (fv && !PyErr_Occurred()) {
+        struct ep_sample s = {.time = time, .pid = pid, .tid = tid, .cpu = cpu,
+                              .nr_frames = (u16)nf, .raw_size = (u32)raw.len};
+        res = (PyObject *)perf_event_new((EventClassObject *)cls, &s, raw.buf, fv);
+    } else if (!fv) {
+        PyErr_NoMemory();
+    }
+    PyMem_Free(fv);
+    Py_DECREF(frames);
+    PyBuffer_Release(&raw);
+    return res;
+}
+
+/*
+ * call_loop(handler, arg, n): call handler(arg) n times — the bare CPython baseline
+ * that bench/ compares the reader's per-event cost against.
+ */
+static PyObject *mod_call_loop(PyObject *m, PyObject *args)
+{
+    PyObject *handler, *arg;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOn", &handler, &arg, &n))
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = PyObject_Vectorcall(handler, &arg, 1, NULL);
+        if (!r)
+            return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_handler_errors(PyObject *m, PyObject *unused)
+{
+    return PyLong_FromLongLong(handler_errors.total);
+}
+
+static PyMethodDef module_methods[] = {
+    {"set_hooks", (PyCFunction)(void (*)(void))mod_set_hooks, METH_VARARGS | METH_KEYWORDS,
+     "set_hooks(print_event=None, resolve_callchain=None)"},
+    {"set_realtime_offset", mod_set_realtime_offset, METH_O, "CLOCK_REALTIME - CLOCK_MONOTONIC in ns"},
+    {"event_raw", mod_event_raw, METH_O, "the raw tracepoint record of an event (bytes)"},
+    {"event_frames", mod_event_frames, METH_O, "the unresolved callchain of an event (tuple of int)"},
+    {"event_class", mod_event_class, METH_O, "the EventClass of an event"},
+    {"make_event", mod_make_event, METH_VARARGS, "make_event(cls, time, pid, tid, cpu, raw, frames=())"},
+    {"call_loop", mod_call_loop, METH_VARARGS, "call_loop(handler, arg, n): the benchmark baseline"},
+    {"handler_errors", mod_handler_errors, METH_NOARGS, "exceptions raised by handlers so far"},
+    {NULL},
+};
+
+static struct PyModuleDef ring_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "ebpfprof._ring",
+    .m_doc = "The hot path: rings → PerfEvent → handlers.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__ring(void)
+{
+    if (PyType_Ready(&EventClassType) < 0 || PyType_Ready(&PerfEventType) < 0 ||
+        PyType_Ready(&ReaderType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&ring_module);
+    if (!m)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "EventClass", (PyObject *)&EventClassType) < 0 ||
+        PyModule_AddObjectRef(m, "PerfEvent", (PyObject *)&PerfEventType) < 0 ||
+        PyModule_AddObjectRef(m, "Reader", (PyObject *)&ReaderType) < 0)
+        goto fail;
+    struct { const char *name; int value; } consts[] = {
+        {"FIELD_INT", F_INT}, {"FIELD_STR", F_STR}, {"FIELD_DYN_STR", F_DYN_STR},
+        {"FIELD_REL_STR", F_REL_STR}, {"FIELD_ARRAY", F_ARRAY}, {"FIELD_DYN_ARRAY", F_DYN_ARRAY},
+        {"FIELD_REL_ARRAY", F_REL_ARRAY}, {"SAMPLE_HEADER_SIZE", (int)sizeof(struct ep_sample)},
+    };
+    for (size_t i = 0; i < sizeof(consts) / sizeof(consts[0]); i++)
+        if (PyModule_AddIntConstant(m, consts[i].name, consts[i].value) < 0)
+            goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}

@@ -1,0 +1,154 @@
+"""The command line: click commands → a frozen RunConfig → session.run_python. No logic here.
+
+    ebpfprof python -e EVENT[,EVENT...] [OPTIONS] [--] MODULE [ARGS...]
+    ebpfprof python -e EVENT[,EVENT...] help
+
+Options may also follow MODULE (``script.py -i 1000``), as perf-prof accepts them; everything
+after ``--`` belongs to the script.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+
+import click
+
+from . import __version__
+from .config import DEFAULT_MMAP_PAGES, RunConfig
+from .errors import EbpfprofError
+from .idlist import parse_id_list
+
+__all__ = ["main", "cli"]
+
+
+def _id_list(what: str):
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return parse_id_list(value, what)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return convert
+
+
+def _power_of_two(ctx, param, value):
+    if value is None:
+        return DEFAULT_MMAP_PAGES
+    if value < 1 or value & (value - 1):
+        raise click.BadParameter(f"{value} is not a power of two (try {1 << max(0, value.bit_length() - 1) or 1} "
+                                 f"or {1 << value.bit_length()})")
+    return value
+
+
+def _positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"{value} is not a positive number")
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ebpfprof")
+def cli() -> None:
+    """Process live kernel events with your own Python script."""
+
+
+@cli.command(context_settings={"allow_interspersed_args": True})
+@click.option("-e", "--event", "events", multiple=True, required=True, metavar="EVENT[,EVENT...]",
+              help="Event selectors: sys:name[/filter/ATTR/], e.g. 'sched:sched_wakeup/pid>1000/'.")
+@click.option("-C", "--cpus", callback=_id_list("-C list"), metavar="LIST", help="Only these CPUs (0-3,6).")
+@click.option("-p", "--pids", callback=_id_list("-p list"), metavar="LIST",
+              help="Only these processes (all their threads); exit when they have all exited.")
+@click.option("-t", "--tids", callback=_id_list("-t list"), metavar="LIST", help="Only these threads.")
+@click.option("-i", "--interval", "interval_ms", type=int, callback=_positive, metavar="MS",
+              help="Call __interval__() every MS milliseconds.")
+@click.option("-m", "--mmap-pages", type=int, callback=_power_of_two, metavar="N",
+              help=f"Ring-buffer pages per CPU, a power of two (default {DEFAULT_MMAP_PAGES}).")
+@click.option("-N", "--exit-N", "exit_after", type=int, callback=_positive, metavar="N",
+              help="Exit after N events were delivered.")
+@click.option("--order", is_flag=True, help="Deliver events of all CPUs in timestamp order.")
+@click.option("-g", "--call-graph", is_flag=True, help="Callchains on every event.")
+@click.option("--kernel-callchain/--no-kernel-callchain", default=True, show_default=True,
+              help="Kernel frames in callchains.")
+@click.option("--user-callchain/--no-user-callchain", default=True, show_default=True,
+              help="User-space frames in callchains.")
+@click.option("--python-callchain", is_flag=True, help="Python frames of traced Python processes (not yet).")
+@click.option("-v", "--verbose", count=True, help="More diagnostics (-vv: print the BPF program).")
+@click.option("-q", "--quiet", is_flag=True, help="Fewer diagnostics.")
+@click.argument("module_and_args", nargs=-1, type=click.UNPROCESSED, metavar="[--] MODULE [ARGS...]")
+def python(events, cpus, pids, tids, interval_ms, mmap_pages, exit_after, order, call_graph,
+           kernel_callchain, user_callchain, python_callchain, verbose, quiet, module_and_args):
+    """Run MODULE's handlers on live events (perf-prof python).
+
+    MODULE is a script (x.py), a compiled module (x.so) or a module name; `help` instead
+    prints a ready-to-edit script for the selected events.
+    """
+    if not module_and_args:
+        raise click.UsageError("missing MODULE: a script to run, or `help` for a template")
+    module, *args = module_and_args
+    config = RunConfig(
+        events=tuple(events), module=None if module == "help" else module, args=tuple(args),
+        cpus=cpus, pids=pids, tids=tids, interval_ms=interval_ms, mmap_pages=mmap_pages,
+        exit_after=exit_after, order=order, call_graph=call_graph,
+        kernel_callchain=kernel_callchain, user_callchain=user_callchain,
+        python_callchain=python_callchain, verbose=-1 if quiet else verbose,
+    )
+    if module == "help":
+        from .selector.resolve import resolve_selectors
+        from .template import script_template
+
+        options = _repeatable_options(config)
+        click.echo(script_template(config.events, resolve_selectors(config.events, config), options), nl=False)
+        return 0
+    from .session import run_python
+
+    return run_python(config)
+
+
+def _repeatable_options(config: RunConfig) -> list[str]:
+    out = []
+    if config.interval_ms:
+        out += ["-i", str(config.interval_ms)]
+    if config.call_graph:
+        out.append("-g")
+    if config.order:
+        out.append("--order")
+    return out
+
+
+def _on_sigterm(signum, frame):
+    # Outside the event loop (loading, compiling), SIGTERM unwinds like Ctrl-C so that
+    # context managers detach what was attached.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rv = cli.main(args=argv, prog_name="ebpfprof", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.NoSuchOption as e:
+        sys.stderr.write(f"ebpfprof: error: {e.format_message()}\n")
+        sys.stderr.write("hint: arguments for the script go after --: ebpfprof python -e EVENT -- script.py --its-option\n")
+        return 2
+    except click.exceptions.UsageError as e:
+        sys.stderr.write(f"ebpfprof: error: {e.format_message()}\n")
+        cmd = e.ctx.command_path if e.ctx else "ebpfprof"
+        sys.stderr.write(f"Try '{cmd} --help'.\n")
+        return 2
+    except click.exceptions.Abort:
+        return 130
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except EbpfprofError as e:
+        sys.stdout.flush()
+        sys.stderr.write(e.format() + "\n")
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def entry() -> None:
+    sys.exit(main())

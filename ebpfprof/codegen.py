@@ -1,0 +1,189 @@
+"""Generate the BPF C program of a run from the snippets in ``bpf/``.
+
+Input: one ``TracepointProgram`` per (expanded) tracepoint selector and the run's task
+restrictions. Output: ``GeneratedProgram`` — the C text, the function to attach per tracepoint,
+and the values of the maps that user space must fill before attaching.
+
+Only values we produced ourselves are substituted into the snippets: integers, identifiers we
+built from validated names, filter functions from the filter compiler (which never pastes user
+text), and comments passed through ``c_comment``.
+"""
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .kernel.event_format import EventFormat, FieldKind
+
+__all__ = ["TracepointProgram", "TaskFilter", "GeneratedProgram", "generate_program",
+           "c_comment", "DEFAULT_MAX_STACK", "INLINE_ID_LIMIT"]
+
+DEFAULT_MAX_STACK = 127          # perf's kernel.perf_event_max_stack default
+INLINE_ID_LIMIT = 32             # more -p/-t ids than this go to a hash map
+_SNIPPETS: dict[str, str] = {}
+
+
+def _snippet_dir() -> Path:
+    # A source checkout keeps them at the top level (bpf/); an installed wheel inside the package.
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "bpf", here / "bpf"):
+        if (candidate / "prelude.h").is_file():
+            return candidate
+    raise FileNotFoundError("ebpfprof's BPF snippets (bpf/prelude.h) are missing from the installation")
+
+
+def snippet(name: str) -> string.Template:
+    if name not in _SNIPPETS:
+        _SNIPPETS[name] = (_snippet_dir() / name).read_text()
+    return string.Template(_SNIPPETS[name])
+
+
+def c_comment(text: str) -> str:
+    """Text safe inside /* */: printable ASCII only, no comment terminator."""
+    clean = "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
+    return clean.replace("*/", "*\\/").replace("/*", "/\\*")
+
+
+@dataclass(frozen=True)
+class TracepointProgram:
+    """One tracepoint to attach, with everything that shapes its BPF function."""
+
+    index: int                        # selector id written into every record
+    fmt: EventFormat
+    label: str                        # shown in the C comment: the selector text
+    filter_code: str = ""             # C from the filter compiler (defines filter_fn)
+    filter_fn: str = ""               # name of the filter function, "" = keep all
+    cpus: tuple[int, ...] | None = None
+    kernel_stack: bool = False
+    user_stack: bool = False
+    max_stack: int = DEFAULT_MAX_STACK
+
+    @property
+    def fn_name(self) -> str:
+        return f"ep_sel{self.index}_{_ident(self.fmt.system)}__{_ident(self.fmt.name)}"
+
+    @property
+    def needs_scratch(self) -> bool:
+        return self.fmt.has_dynamic or self.kernel_stack or self.user_stack
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """-p / -t restrictions (None: everything)."""
+
+    tgids: tuple[int, ...] | None = None
+    tids: tuple[int, ...] | None = None
+
+
+@dataclass
+class GeneratedProgram:
+    text: str
+    attach: list[tuple[str, str]]                    # (tracepoint "sys:name", function name)
+    maps_to_fill: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    cflags: list[str] = field(default_factory=list)
+
+
+def _ident(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _id_predicate(macro: str, ids: tuple[int, ...] | None, map_name: str,
+                  maps: dict[str, tuple[int, ...]], decls: list[str]) -> str:
+    if ids is None:
+        return f"#define {macro}(x) (1)"
+    if len(ids) <= INLINE_ID_LIMIT:
+        alts = " || ".join(f"(x) == {int(i)}U" for i in ids) or "0"
+        return f"#define {macro}(x) ({alts})"
+    maps[map_name] = tuple(int(i) for i in ids)
+    decls.append(f"BPF_HASH({map_name}, u32, u8, {len(ids)});")
+    return f"#define {macro}(x) ({map_name}.lookup(&(x)) != 0)"
+
+
+def _cpu_function(prog: TracepointProgram) -> tuple[str, str]:
+    if prog.cpus is None:
+        return "ep_any_cpu", ""
+    fn = f"ep_sel{prog.index}_want_cpu"
+    if not prog.cpus:
+        expr = "0"
+    elif max(prog.cpus) < 64:
+        mask = 0
+        for c in prog.cpus:
+            mask |= 1 << c
+        expr = f"cpu < 64 && ((0x{mask:x}ULL >> cpu) & 1)"
+    else:
+        expr = " || ".join(f"cpu == {int(c)}" for c in prog.cpus)
+    from .idlist import format_id_list
+
+    return fn, snippet("cpu_filter.c").substitute(fn=fn, cpus=format_id_list(prog.cpus), expr=expr)
+
+
+def _dynamic_size(fmt: EventFormat) -> str:
+    parts = []
+    for f in fmt.fields:
+        if f.kind in (FieldKind.DYN_STRING, FieldKind.DYN_ARRAY):
+            parts.append(snippet("dynamic_size.c").substitute(
+                field=_ident(f.name), kind="__data_loc", rel_note="", offset=f.offset, base=""))
+        elif f.kind in (FieldKind.REL_STRING, FieldKind.REL_ARRAY):
+            parts.append(snippet("dynamic_size.c").substitute(
+                field=_ident(f.name), kind="__rel_loc",
+                rel_note=", after the locator", offset=f.offset, base=f"{f.offset + 4} + "))
+    return "".join(parts).rstrip("\n")
+
+
+def _program_function(prog: TracepointProgram, want_cpu: str) -> str:
+    common = dict(
+        index=prog.index,
+        comment=c_comment(prog.label),
+        fn=prog.fn_name,
+        want_cpu=want_cpu,
+        filter_fn=prog.filter_fn or "ep_keep_all",
+        raw_size=max(prog.fmt.fixed_size, 8),
+        event_id=prog.fmt.id & 0xFFFF,
+    )
+    if not prog.needs_scratch:
+        return snippet("tracepoint.c").substitute(common)
+    return snippet("tracepoint_scratch.c").substitute(
+        common,
+        dynamic_size=_dynamic_size(prog.fmt) or "\t/* fixed size: no __data_loc fields */",
+        kernel_stack=int(prog.kernel_stack),
+        user_stack=int(prog.user_stack),
+        max_stack=max(1, min(int(prog.max_stack), DEFAULT_MAX_STACK)),
+    )
+
+
+def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
+                     ring_pages: int, wakeup_every: int) -> GeneratedProgram:
+    """The whole C text for a run (prelude, task filter, one function per tracepoint)."""
+    maps: dict[str, tuple[int, ...]] = {}
+    decls: list[str] = []
+    max_stack = max((p.max_stack for p in programs if p.kernel_stack or p.user_stack),
+                     default=1)
+    defines = [
+        "/* Generated by ebpfprof: one BPF function per tracepoint selector. */",
+        f"#define EP_RING_PAGES {int(ring_pages)}",
+        f"#define EP_WAKEUP_EVERY {int(wakeup_every)}",
+        f"#define EP_MAX_STACK {int(min(max_stack, DEFAULT_MAX_STACK))}",
+    ]
+    task_defs = [
+        _id_predicate("EP_WANT_TGID", task.tgids, "ep_tgids", maps, decls),
+        _id_predicate("EP_WANT_TID", task.tids, "ep_tids", maps, decls),
+    ]
+    body = ["\n".join(defines), snippet("prelude.h").template.rstrip("\n")]
+    if decls:
+        body.append("\n".join(decls))
+    body.append("\n".join(task_defs))
+    body.append(snippet("task_filter.h").template.rstrip("\n"))
+    if any(p.needs_scratch for p in programs):
+        body.append(snippet("scratch.h").template.rstrip("\n"))
+    attach = []
+    for prog in programs:
+        want_cpu, cpu_code = _cpu_function(prog)
+        if cpu_code:
+            body.append(cpu_code.rstrip("\n"))
+        if prog.filter_code:
+            body.append(prog.filter_code.rstrip("\n"))
+        body.append(_program_function(prog, want_cpu).rstrip("\n"))
+        attach.append((f"{prog.fmt.system}:{prog.fmt.name}", prog.fn_name))
+    return GeneratedProgram("\n\n".join(body) + "\n", attach, maps)

@@ -1,0 +1,179 @@
+"""The run loop: wait, drain, order, count losses, fire timers and signals, call callbacks.
+
+Per-event work is in the C reader (``_ring.Reader.drain``); this loop runs a few dozen times a
+second at most. It waits on the ring's fd (the BPF program wakes it every few thousand records)
+with a timeout, so an event waits at most ``DRAIN_PERIOD_MS`` before its handler sees it.
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import time
+from typing import Callable
+
+from . import _ring
+from .config import DRAIN_PERIOD_MS, ORDER_WINDOW_NS, RunConfig
+from .script import Callbacks
+
+__all__ = ["Dispatcher", "call_callback"]
+
+
+def call_callback(fn: Callable | None, *args) -> bool:
+    """Call a script callback; print its traceback if it raises. True if it ran cleanly."""
+    if fn is None:
+        return True
+    try:
+        fn(*args)
+        return True
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        return False
+
+
+def _monotonic_ns() -> int:
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # state is the field after "(comm)"; a zombie has finished its work
+    return stat[stat.rfind(")") + 2:stat.rfind(")") + 3] not in ("Z", "X")
+
+
+class Dispatcher:
+    """Runs until SIGINT/SIGTERM, -N events, or the end of the -p processes."""
+
+    def __init__(self, reader: "_ring.Reader", classes: list, callbacks: Callbacks,
+                 config: RunConfig, wait_fds: list[int], *, pending_lost: Callable[[], int] = lambda: 0,
+                 log: Callable[[str], None] = lambda msg: None) -> None:
+        self.reader = reader
+        self.classes = classes
+        self.callbacks = callbacks
+        self.config = config
+        self.wait_fds = wait_fds
+        self.pending_lost = pending_lost
+        self.log = log
+        self._stop_reason: str | None = None
+        self._want_stats = False
+        self._lost_reported = 0
+        self._lost_last_report = 0.0
+        self._old_handlers: dict[int, object] = {}
+
+    # -- signals ------------------------------------------------------------------------------
+    def _on_stop(self, signum, frame) -> None:
+        self._stop_reason = signal.Signals(signum).name
+        self.reader.stop()
+
+    def _on_stats(self, signum, frame) -> None:
+        self._want_stats = True
+
+    def _install_signals(self) -> None:
+        for sig, fn in ((signal.SIGINT, self._on_stop), (signal.SIGTERM, self._on_stop),
+                        (signal.SIGHUP, self._on_stop), (signal.SIGUSR2, self._on_stats)):
+            self._old_handlers[sig] = signal.signal(sig, fn)
+
+    def _restore_signals(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers.clear()
+
+    # -- reporting ----------------------------------------------------------------------------
+    def _report_lost(self, force: bool = False) -> None:
+        total = self.reader.lost
+        if total == self._lost_reported:
+            return
+        now = time.monotonic()
+        if not force and now - self._lost_last_report < 1.0:
+            return
+        stamp = time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}"
+        sys.stderr.write(f"{stamp} python: lost {total - self._lost_reported} events ({total} total)\n")
+        sys.stderr.flush()
+        self._lost_reported = total
+        self._lost_last_report = now
+
+    def print_stats(self, indent: int = 2) -> None:
+        pad = " " * indent
+        r = self.reader
+        out = [f"{pad}ebpfprof: records {r.records}  delivered {r.delivered}  lost {r.lost}  "
+               f"handler errors {_ring.handler_errors()}"]
+        for cls in self.classes:
+            out.append(f"{pad}  {cls.name}: delivered {cls.delivered}  no handler {cls.dropped}")
+        print("\n".join(out), flush=True)
+        call_callback(self.callbacks.print_stat, indent)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _drain(self, flush: bool = False) -> None:
+        if self.config.order:
+            horizon = _monotonic_ns() - ORDER_WINDOW_NS
+            self.reader.drain(ordered=True, horizon=max(horizon, 0), flush=flush)
+        else:
+            self.reader.drain()
+
+    def _done(self) -> bool:
+        if self._stop_reason:
+            return True
+        if self.reader.budget == 0:
+            self._stop_reason = f"-N {self.config.exit_after}"
+            return True
+        if self.reader.stopped:
+            self._stop_reason = self._stop_reason or "stop"
+            return True
+        return False
+
+    def run(self) -> str:
+        """Loop until done; returns why it stopped. __exit__ is the caller's (see session)."""
+        cfg = self.config
+        if cfg.exit_after is not None:
+            self.reader.budget = cfg.exit_after
+        poller = select.epoll()
+        for fd in self.wait_fds:
+            poller.register(fd, select.EPOLLIN)
+        interval_s = cfg.interval_ms / 1000 if cfg.interval_ms else None
+        next_interval = time.monotonic() + interval_s if interval_s else None
+        next_pid_check = time.monotonic() + 0.1
+        self._install_signals()
+        try:
+            while not self._done():
+                timeout = DRAIN_PERIOD_MS / 1000
+                if next_interval is not None:
+                    timeout = max(0.0, min(timeout, next_interval - time.monotonic()))
+                try:
+                    poller.poll(timeout)
+                except InterruptedError:
+                    pass
+                self._drain()
+                if self._done():
+                    break
+                now = time.monotonic()
+                if next_interval is not None and now >= next_interval:
+                    call_callback(self.callbacks.interval)
+                    next_interval += interval_s
+                    if next_interval < now:   # a slow __interval__: do not fire a burst
+                        next_interval = now + interval_s
+                if self._want_stats:
+                    self._want_stats = False
+                    self.print_stats()
+                self._report_lost()
+                if cfg.pids and now >= next_pid_check:
+                    next_pid_check = now + 0.1
+                    if not any(_alive(p) for p in cfg.pids):
+                        self._stop_reason = "end of input (the -p processes exited)"
+            # Deliver what is still buffered, in order, within the -N budget.
+            if not self._stop_reason or not self._stop_reason.startswith("-N"):
+                self.reader.drain(ordered=cfg.order, flush=True) if cfg.order else self.reader.drain()
+            self.reader.lost += self.pending_lost()
+            self._report_lost(force=True)
+        finally:
+            self._restore_signals()
+            poller.close()
+        return self._stop_reason or "stop"

@@ -1,0 +1,111 @@
+"""What this kernel and machine can do, as actionable answers.
+
+Each check either returns quietly or raises an EbpfprofError whose message says what is
+missing and whose hint says how to get it. Kernel differences are detected by looking at what
+is there (files, capabilities), never by parsing version numbers.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import platform
+from functools import lru_cache
+
+from ..errors import KernelError, MissingDependency, PermissionProblem
+
+__all__ = ["require_privileges", "kernel_headers", "kprobes_supported", "uprobes_supported",
+           "KernelHeaders"]
+
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+CAP_BPF = 39
+
+
+def _effective_caps() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0
+
+
+def require_privileges() -> None:
+    """Root, or CAP_BPF + CAP_PERFMON (CAP_SYS_ADMIN covers both on older kernels)."""
+    if os.environ.get("EBPFPROF_ASSUME_UNPRIVILEGED"):
+        caps = 0
+    else:
+        caps = _effective_caps()
+    if caps & (1 << CAP_SYS_ADMIN):
+        return
+    if caps & (1 << CAP_BPF) and caps & (1 << CAP_PERFMON):
+        return
+    raise PermissionProblem(
+        "loading BPF programs needs root or CAP_BPF+CAP_PERFMON",
+        hint="run with sudo, or grant them: sudo setcap cap_bpf,cap_perfmon+ep $(readlink -f $(which python3))")
+
+
+class KernelHeaders:
+    """Where BCC finds kernel headers, and whether they are the running kernel's own."""
+
+    def __init__(self, path: str, exact: bool) -> None:
+        self.path = path
+        self.exact = exact
+
+
+@lru_cache(maxsize=1)
+def kernel_headers() -> KernelHeaders:
+    """The headers BCC will use: the running kernel's, else the distribution's generic ones.
+
+    Tracepoint layouts come from tracefs at run time and our programs never read kernel structs
+    through headers, so generic headers are safe for what we generate.
+    """
+    env = os.environ.get("BCC_KERNEL_SOURCE")
+    if env and os.path.isdir(env):
+        return KernelHeaders(env, exact=False)
+    release = platform.release()
+    for sub in ("build", "source"):
+        path = f"/lib/modules/{release}/{sub}"
+        if os.path.isdir(os.path.join(path, "include")) or os.path.isdir(os.path.join(path, "arch")):
+            real = os.path.realpath(path)
+            # A symlink to another version's headers (what `make run` sets up here) is generic.
+            exact = release in os.path.basename(real) or real.startswith(f"/lib/modules/{release}")
+            return KernelHeaders(path, exact=exact)
+    generic = sorted(g for g in glob.glob("/usr/src/linux-headers-*")
+                     if not g.endswith("-common") and os.path.isdir(os.path.join(g, "include")))
+    hint = "install them: apt-get install linux-headers-amd64 (or linux-headers-$(uname -r) where it exists)"
+    if generic:
+        common = generic[-1].rsplit("-", 1)[0] + "-common"
+        hint = (f"BCC looks in /lib/modules/{release}/build; link the generic headers there: "
+                f"mkdir -p /lib/modules/{release} && ln -s {generic[-1]} /lib/modules/{release}/build"
+                + (f" && ln -s {common} /lib/modules/{release}/source" if os.path.isdir(common) else "")
+                + "  (`make setup` does this)")
+    raise MissingDependency(f"no kernel headers for BCC in /lib/modules/{release}/build", hint=hint)
+
+
+def kprobes_supported() -> str | None:
+    """None if kprobes work here, else the reason they do not."""
+    from .tracefs import tracefs_root
+
+    root = tracefs_root()
+    if not os.path.exists(os.path.join(root, "kprobe_events")):
+        return "this kernel has no kprobes (CONFIG_KPROBES is not set: no kprobe_events in tracefs)"
+    return None
+
+
+def uprobes_supported() -> str | None:
+    """None if uprobes work here, else the reason they do not."""
+    from .tracefs import tracefs_root
+
+    root = tracefs_root()
+    if not os.path.exists(os.path.join(root, "uprobe_events")):
+        return "this kernel has no uprobes (CONFIG_UPROBE_EVENTS is not set: no uprobe_events in tracefs)"
+    return None
+
+
+def check_tracepoint_bpf() -> None:
+    """BPF programs on tracepoints need CONFIG_BPF_EVENTS; without it attaching fails with EINVAL."""
+    if not os.path.exists("/sys/fs/bpf") and not os.path.exists("/proc/sys/kernel/unprivileged_bpf_disabled"):
+        raise KernelError("this kernel has no BPF syscall (CONFIG_BPF_SYSCALL is not set)")

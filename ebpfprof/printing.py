@@ -1,0 +1,113 @@
+"""``event.print()``: one line in the perf/ftrace layout, then one line per callchain frame.
+
+::
+
+    2026-11-23 21:48:14.624601            sleep   8743 X... [000] 767.594114: sched:sched_wakeup: comm=bash pid=8738 prio=120 target_cpu=000
+        ffffffff813a5039 __traceiter_sched_wakeup+0x29 ([kernel.kallsyms])
+
+wall-clock time (``_realtime``), comm ``%16s``, tid ``%6u``, the irq/preempt flags, ``[cpu]``,
+``sec.usec`` of ``_time``, the event's name, then its fields rendered with the tracepoint's own
+``print fmt`` (libtraceevent).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from . import _ring
+from .kernel.event_format import EventFormat
+
+__all__ = ["EventPrinter", "format_flags"]
+
+# ftrace's TRACE_FLAG_* bits in common_flags
+_IRQS_OFF = 0x01
+_IRQS_NOSUPPORT = 0x02
+_NEED_RESCHED = 0x04
+_HARDIRQ = 0x08
+_SOFTIRQ = 0x10
+_PREEMPT_RESCHED = 0x20
+_NMI = 0x40
+
+
+def format_flags(flags: int, preempt_count: int) -> str:
+    """The 4-character latency column ftrace prints: irqs-off, need-resched, irq context, depth."""
+    irqs = "d" if flags & _IRQS_OFF else "X" if flags & _IRQS_NOSUPPORT else "."
+    nr, pr = flags & _NEED_RESCHED, flags & _PREEMPT_RESCHED
+    resched = "N" if nr and pr else "n" if nr else "p" if pr else "."
+    hard, soft, nmi = flags & _HARDIRQ, flags & _SOFTIRQ, flags & _NMI
+    ctx = ("Z" if nmi and hard else "z" if nmi else "H" if hard and soft else "h" if hard
+           else "s" if soft else ".")
+    depth = preempt_count & 0xF
+    return f"{irqs}{resched}{ctx}{depth:x}" if depth else f"{irqs}{resched}{ctx}."
+
+
+class _Comms:
+    """tid → comm, from /proc, cached (events of exited threads print as <...>)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, str] = {}
+
+    def __getitem__(self, tid: int) -> str:
+        comm = self._cache.get(tid)
+        if comm is None:
+            if tid == 0:
+                comm = "<idle>"
+            else:
+                try:
+                    with open(f"/proc/{tid}/comm") as f:
+                        comm = f.read().rstrip("\n")
+                except OSError:
+                    return "<...>"
+            if len(self._cache) > 65536:
+                self._cache.clear()
+            self._cache[tid] = comm
+        return comm
+
+
+class EventPrinter:
+    """The print hook given to the extension: ``printer(event, timestamp, callchain)``."""
+
+    def __init__(self, renderer=None, out=None) -> None:
+        self._renderer = renderer
+        self._out = out
+        self._comms = _Comms()
+
+    def _render_fields(self, fmt: EventFormat | None, event) -> str:
+        if fmt is None:
+            return " ".join(f"{k}={v}" for k, v in event.items() if not k.startswith("_"))
+        if self._renderer is None:
+            from .kernel.printfmt import TraceEventRenderer
+            from .kernel.symbols import default_resolver
+
+            self._renderer = TraceEventRenderer([], kernel_symbols=default_resolver().kernel)
+        text = self._renderer.render(fmt, _ring.event_raw(event), event._cpu, event._time)
+        if not text:
+            text = " ".join(f"{f.name}={event[f.name]}" for f in fmt.own_fields)
+        return text
+
+    def line(self, event, timestamp: bool = True) -> str:
+        info = _ring.event_class(event).info
+        fmt = getattr(info, "format", None)
+        t = event._time
+        head = ""
+        if timestamp:
+            real = event._realtime
+            head = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(real // 1_000_000_000))
+            head += f".{real // 1000 % 1_000_000:06d} "
+        flags = "...."
+        if fmt is not None and "common_flags" in event:
+            flags = format_flags(event.common_flags, event.common_preempt_count)
+        return (f"{head}{self._comms[event._tid]:>16} {event._tid:6d} {flags} [{event._cpu:03d}] "
+                f"{t // 1_000_000_000}.{t // 1000 % 1_000_000:06d}: {event._event}: "
+                f"{self._render_fields(fmt, event)}")
+
+    def frames(self, event) -> list[str]:
+        return [f"    {f['addr']:016x} {f['symbol']}+0x{f['offset']:x} ({f['dso']})"
+                for f in event._callchain]
+
+    def __call__(self, event, timestamp: bool = True, callchain: bool = True) -> None:
+        out = self._out or sys.stdout
+        lines = [self.line(event, timestamp)]
+        if callchain:
+            lines.extend(self.frames(event))
+        out.write("\n".join(lines) + "\n")

@@ -1,0 +1,282 @@
+"""Parse the ``-e`` text into selectors.
+
+Grammar (recursive descent, one function per rule)::
+
+    selectors  := selector ( ',' selector )*
+    selector   := probe | tracepoint | profiler
+    probe      := ( 'kprobe' | 'kretprobe' ) ':' FUNC [ section ]
+                | ( 'uprobe' | 'uretprobe' ) ':' FUNC '@' FILE [ section ]
+    tracepoint := SYS ':' NAME [ section ]               SYS, NAME may hold * ? [..]
+    profiler   := PROFILER [ section ]                   e.g. profile, page-faults
+    section    := '/' FIRST ( '/' ATTR )* '/'            FIRST: a filter, or a profiler's options
+    ATTR       := KEY [ '=' VALUE ]                      empty ATTRs (//) are skipped
+    FILE       := '"' chars '"' | chars up to '/' or ','
+
+Inside a section, commas, slashes within double quotes, and anything within parentheses do not
+end anything: ``sched:sched_wakeup/comm~"a,b" && (pid==1 || pid==2)/cpus=0,1/`` is one selector.
+A section ends at a '/' that is followed by ',' or by the end of the text. The closing '/' may
+be left out when no ',' follows (``sched:sched_wakeup/pid>1``).
+
+Errors raise SelectorError with the column in the ``-e`` text and a caret under the spot.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+
+from ..errors import SelectorError, close_matches
+from ..idlist import parse_id_list
+from .ast import (
+    PROBE_KINDS, Attr, ProbeSelector, ProfilerSelector, Selector, Span, TracepointSelector,
+)
+
+__all__ = ["parse_selectors", "KNOWN_ATTRS"]
+
+# ATTR name -> does it take a value?
+KNOWN_ATTRS: dict[str, bool] = {
+    "stack": False,
+    "max-stack": True,
+    "alias": True,
+    "cpus": True,
+}
+
+_SYS_NAME_RE = re.compile(r"[A-Za-z0-9_.*?\[\]!^-]+")
+_FUNC_RE = re.compile(r"[A-Za-z0-9_.$*?]+")
+_PROFILER_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_ALIAS_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*")
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    # -- diagnostics -------------------------------------------------------------------------
+    def error(self, message: str, start: int, end: int | None = None, hint: str = "") -> SelectorError:
+        span = Span(start, end if end is not None else start + 1)
+        return SelectorError(f"-e '{self.text}': {message} at column {start + 1}",
+                             detail=span.source(self.text).caret(), hint=hint)
+
+    # -- selectors := selector (',' selector)* ------------------------------------------------
+    def parse(self) -> list[Selector]:
+        if not self.text.strip():
+            raise SelectorError("-e needs at least one event selector",
+                                hint="e.g. -e sched:sched_wakeup or -e 'syscalls:sys_enter_openat/common_pid==1/'")
+        selectors = [self.selector()]
+        while self.pos < len(self.text):
+            if self.text[self.pos] != ",":
+                raise self.error(f"unexpected {self.text[self.pos]!r}, expected ',' or the end", self.pos)
+            self.pos += 1
+            selectors.append(self.selector())
+        return selectors
+
+    def selector(self) -> Selector:
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] == " ":
+            self.pos += 1
+            start = self.pos
+        if self.pos >= len(self.text) or self.text[self.pos] == ",":
+            raise self.error("empty selector", self.pos)
+        head_end = self._scan_head_end()
+        head = self.text[start:head_end]
+        if ":" in head:
+            kind = head.split(":", 1)[0]
+            if kind in PROBE_KINDS:
+                return self.probe(start, kind)
+            return self.tracepoint(start)
+        return self.profiler(start)
+
+    def _scan_head_end(self) -> int:
+        """End of the part before the section: the first '/' or ',' (quotes respected for uprobe files)."""
+        i, quote = self.pos, False
+        while i < len(self.text):
+            c = self.text[i]
+            if c == '"':
+                quote = not quote
+            elif not quote and c in "/,":
+                break
+            i += 1
+        return i
+
+    # -- tracepoint := SYS ':' NAME [section] --------------------------------------------------
+    def tracepoint(self, start: int) -> TracepointSelector:
+        system = self.word(_SYS_NAME_RE, "a tracepoint system name")
+        self.expect(":")
+        name = self.word(_SYS_NAME_RE, "a tracepoint name after ':'")
+        first, first_span, attrs = self.section(start)
+        return TracepointSelector(text=self.text[start:self.pos], span=Span(start, self.pos),
+                                  attrs=attrs, system=system, name=name,
+                                  filter=first if first and first.strip() else None,
+                                  filter_span=first_span if first and first.strip() else None)
+
+    # -- probe := KIND ':' FUNC ['@' FILE] [section] -------------------------------------------
+    def probe(self, start: int, kind: str) -> ProbeSelector:
+        self.pos += len(kind)
+        self.expect(":")
+        func = self.word(_FUNC_RE, f"a function name after '{kind}:'")
+        file = None
+        if kind.startswith("u"):
+            if self.peek() != "@":
+                raise self.error(f"{kind} needs a file: {kind}:{func}@\"/path/to/binary\"", self.pos)
+            self.pos += 1
+            file = self.file()
+        elif self.peek() == "@":
+            raise self.error(f"{kind} takes no '@file' (kernel functions only)", self.pos)
+        first, first_span, attrs = self.section(start)
+        return ProbeSelector(text=self.text[start:self.pos], span=Span(start, self.pos), attrs=attrs,
+                             kind=kind, function=func, file=file,
+                             filter=first if first and first.strip() else None,
+                             filter_span=first_span if first and first.strip() else None)
+
+    def file(self) -> str:
+        if self.peek() == '"':
+            end = self.text.find('"', self.pos + 1)
+            if end < 0:
+                raise self.error("unterminated '\"' in file name", self.pos)
+            path = self.text[self.pos + 1:end]
+            self.pos = end + 1
+        else:
+            end = self._scan_head_end()
+            path = self.text[self.pos:end]
+            self.pos = end
+        if not path:
+            raise self.error("empty file name after '@'", self.pos)
+        return path
+
+    # -- profiler := NAME [section] -------------------------------------------------------------
+    def profiler(self, start: int) -> ProfilerSelector:
+        name = self.word(_PROFILER_RE, "a tracepoint (sys:name), a probe or a profiler name")
+        first, first_span, attrs = self.section(start)
+        options: tuple[str, ...] = ()
+        if first and first.strip():
+            try:
+                options = tuple(shlex.split(first))
+            except ValueError as e:
+                assert first_span is not None
+                raise self.error(f"cannot split profiler options: {e}", first_span.start) from None
+        return ProfilerSelector(text=self.text[start:self.pos], span=Span(start, self.pos), attrs=attrs,
+                                name=name, options=options,
+                                options_span=first_span if options else None)
+
+    # -- section := '/' FIRST ('/' ATTR)* '/' -----------------------------------------------------
+    def section(self, start: int) -> tuple[str | None, Span | None, tuple[Attr, ...]]:
+        if self.peek() != "/":
+            if self.pos < len(self.text) and self.text[self.pos] != ",":
+                raise self.error(f"unexpected {self.text[self.pos]!r}, expected '/', ',' or the end", self.pos)
+            return None, None, ()
+        open_pos = self.pos
+        parts = self._split_section(open_pos)
+        (first_start, first_end), *attr_parts = parts
+        first = self.text[first_start:first_end]
+        attrs = tuple(a for a in (self.attr(s, e) for s, e in attr_parts) if a is not None)
+        self._check_attrs(attrs)
+        return first, Span(first_start, first_end), attrs
+
+    def _split_section(self, open_pos: int) -> list[tuple[int, int]]:
+        """Split '/a/b/c/' into spans of a, b, c; leaves self.pos after the closing '/'."""
+        parts: list[tuple[int, int]] = []
+        i = open_pos + 1
+        part_start = i
+        quote = False
+        depth = 0
+        saw_comma = False
+        while i < len(self.text):
+            c = self.text[i]
+            if quote:
+                if c == "\\":
+                    i += 1
+                elif c == '"':
+                    quote = False
+            elif c == '"':
+                quote = True
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                depth = max(depth - 1, 0)
+            elif c == "," and depth == 0:
+                saw_comma = True
+            elif c == "/" and depth == 0:
+                parts.append((part_start, i))
+                part_start = i + 1
+                if i + 1 == len(self.text) or self.text[i + 1] == ",":
+                    self.pos = i + 1
+                    return parts
+            i += 1
+        if quote:
+            raise self.error("unterminated '\"'", self.text.rfind('"', open_pos))
+        if saw_comma:
+            raise self.error("this '/' section is not closed: end it with '/' before the next ','",
+                             open_pos, len(self.text),
+                             hint="write it as sys:name/filter/ATTR/ — the closing '/' tells where the next selector starts")
+        # Lenient: a missing closing '/' at the very end.
+        parts.append((part_start, len(self.text)))
+        self.pos = len(self.text)
+        return parts
+
+    def attr(self, start: int, end: int) -> Attr | None:
+        raw = self.text[start:end]
+        if not raw.strip():
+            return None
+        lead = len(raw) - len(raw.lstrip())
+        start += lead
+        raw = raw.strip()
+        key, sep, value = raw.partition("=")
+        span = Span(start, start + len(raw))
+        if key not in KNOWN_ATTRS:
+            guess = close_matches(key, KNOWN_ATTRS)
+            raise self.error(f"unknown ATTR '{key}'", start, start + len(key),
+                             hint=(f"did you mean '{guess[0]}'? " if guess else "")
+                             + "known ATTRs: " + ", ".join(KNOWN_ATTRS))
+        takes_value = KNOWN_ATTRS[key]
+        if takes_value and not sep:
+            raise self.error(f"ATTR '{key}' needs a value: {key}=...", start, start + len(key))
+        if not takes_value and sep:
+            raise self.error(f"ATTR '{key}' takes no value", start, start + len(raw))
+        if key == "max-stack":
+            if not value.isdigit() or not 1 <= int(value) <= 127:
+                raise self.error(f"max-stack={value!r}: expected a number of frames from 1 to 127",
+                                 start + len(key) + 1, start + len(raw))
+        elif key == "alias":
+            if not _ALIAS_RE.fullmatch(value):
+                raise self.error(f"alias={value!r}: expected a name of letters, digits, '_', '-', '.'",
+                                 start + len(key) + 1, start + len(raw))
+        elif key == "cpus":
+            try:
+                parse_id_list(value, "cpus=")
+            except ValueError as e:
+                raise self.error(str(e), start + len(key) + 1, start + len(raw)) from None
+        return Attr(key, value if sep else None, span)
+
+    def _check_attrs(self, attrs: tuple[Attr, ...]) -> None:
+        seen: dict[str, Attr] = {}
+        for a in attrs:
+            if a.key in seen:
+                raise self.error(f"ATTR '{a.key}' given twice", a.span.start, a.span.end)
+            seen[a.key] = a
+
+    # -- tokens --------------------------------------------------------------------------------
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def expect(self, c: str) -> None:
+        if self.peek() != c:
+            got = repr(self.peek()) if self.peek() else "the end"
+            raise self.error(f"expected '{c}', got {got}", self.pos)
+        self.pos += 1
+
+    def word(self, pattern: re.Pattern[str], what: str) -> str:
+        m = pattern.match(self.text, self.pos)
+        if not m:
+            got = repr(self.peek()) if self.peek() else "the end"
+            raise self.error(f"expected {what}, got {got}", self.pos)
+        self.pos = m.end()
+        return m.group(0)
+
+
+def parse_selectors(text: str) -> list[Selector]:
+    """Parse a whole ``-e`` argument.
+
+    >>> [s.text for s in parse_selectors('sched:sched_wakeup/pid>1/,profile/-F 997/')]
+    ['sched:sched_wakeup/pid>1/', 'profile/-F 997/']
+    """
+    return _Parser(text).parse()

@@ -1,0 +1,185 @@
+"""Wire one run together: selectors → program → rings → reader → the script's handlers.
+
+``run_python(config)`` is the whole ``ebpfprof python`` command. ``TracingSession`` is the part
+that holds kernel resources; it is a context manager, and leaving it (normally, by an
+exception, or by a signal turned into one) detaches every program and unmaps every ring.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from . import _ring
+from .codegen import TaskFilter, TracepointProgram, generate_program
+from .config import RunConfig
+from .dispatch import Dispatcher, call_callback
+from .errors import EbpfprofError, ScriptError
+from .kernel.event_format import EventFormat, FieldKind
+from .printing import EventPrinter
+from .script import Callbacks, find_callbacks, find_handler, load_module
+from .selector.resolve import ResolvedTracepoint, resolve_selectors
+
+__all__ = ["run_python", "TracingSession", "EventInfo", "event_classes"]
+
+_FIELD_CODES = {
+    FieldKind.INT: _ring.FIELD_INT,
+    FieldKind.STRING: _ring.FIELD_STR,
+    FieldKind.DYN_STRING: _ring.FIELD_DYN_STR,
+    FieldKind.REL_STRING: _ring.FIELD_REL_STR,
+    FieldKind.ARRAY: _ring.FIELD_ARRAY,
+    FieldKind.DYN_ARRAY: _ring.FIELD_DYN_ARRAY,
+    FieldKind.REL_ARRAY: _ring.FIELD_REL_ARRAY,
+    FieldKind.OTHER: _ring.FIELD_ARRAY,
+}
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """What Python keeps about an event class (reachable from an event for print())."""
+
+    format: EventFormat
+    resolved: ResolvedTracepoint | None = None
+
+
+def field_specs(fmt: EventFormat) -> list[tuple[str, int, int, int, bool]]:
+    return [(f.name, _FIELD_CODES[f.kind], f.offset, f.size, f.signed) for f in fmt.fields]
+
+
+def event_classes(resolved: list[ResolvedTracepoint], module, callbacks: Callbacks) -> list:
+    """One EventClass per selector, with its handler (specific, else __sample__, else None)."""
+    classes = []
+    for r in resolved:
+        handler = find_handler(module, r.handler) if module is not None else None
+        if handler is None:
+            handler = callbacks.sample
+        classes.append(_ring.EventClass(r.event_name, handler, field_specs(r.format),
+                                        EventInfo(r.format, r)))
+    return classes
+
+
+def _ring_bytes(config: RunConfig) -> int:
+    """-m pages per CPU, as one shared ring: a power of two."""
+    size = config.mmap_pages * 4096 * max(1, config.nr_cpus)
+    return 1 << (size - 1).bit_length()
+
+
+class TracingSession:
+    """The loaded BPF program and its reader. Use as a context manager."""
+
+    def __init__(self, config: RunConfig, resolved: list[ResolvedTracepoint], classes: list,
+                 lost_handler: Callable | None, log: Callable[[str], None]) -> None:
+        self.config = config
+        self.resolved = resolved
+        self.classes = classes
+        self.lost_handler = lost_handler
+        self.log = log
+        self.program = None
+        self.reader = None
+
+    def __enter__(self) -> "TracingSession":
+        from .sources.bpf import LoadedProgram
+
+        ring_bytes = _ring_bytes(self.config)
+        records = ring_bytes // 64
+        wakeup_every = max(64, records // (4 * max(1, self.config.nr_cpus)))
+        programs = [TracepointProgram(
+            index=r.index, fmt=r.format, label=r.selector.text, filter_code=r.filter_code,
+            filter_fn=r.filter_fn, cpus=r.cpus, kernel_stack=r.kernel_stack,
+            user_stack=r.user_stack, max_stack=r.max_stack) for r in self.resolved]
+        generated = generate_program(programs, TaskFilter(self.config.pids, self.config.tids),
+                                     ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every)
+        if self.config.verbose >= 2:
+            sys.stderr.write(generated.text)
+        self.program = LoadedProgram(generated, debug=self.config.verbose >= 3, warn=self.log)
+        try:
+            self.reader = _ring.Reader(self.classes, lost_handler=self.lost_handler)
+            self.reader.add_bpf_ring(self.program.ring_fd, ring_bytes)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @property
+    def wait_fds(self) -> list[int]:
+        return [self.program.ring_fd] if self.program else []
+
+    def pending_lost(self) -> int:
+        return self.program.lost_pending() if self.program else 0
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+        if self.program is not None:
+            program, self.program = self.program, None
+            program.close()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _warn(config: RunConfig) -> Callable[[str], None]:
+    def log(msg: str) -> None:
+        if config.verbose >= 0:
+            sys.stderr.write(f"ebpfprof: {msg}\n")
+    return log
+
+
+def _install_hooks() -> None:
+    from .kernel.symbols import default_resolver
+
+    _ring.set_hooks(print_event=EventPrinter(), resolve_callchain=default_resolver())
+    real = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    _ring.set_realtime_offset(real - mono)
+
+
+def run_python(config: RunConfig) -> int:
+    """`ebpfprof python`: returns the exit status."""
+    from .kernel.features import kernel_headers, require_privileges
+    from .sources.bpf import import_bcc
+
+    log = _warn(config)
+    require_privileges()
+    import_bcc()
+    kernel_headers()
+    resolved = resolve_selectors(config.events, config)
+    if config.module is None:
+        raise ScriptError("no script given", hint="ebpfprof python -e EVENT script.py (or `help` for a template)")
+    module = load_module(config.module, config.args)
+    callbacks = find_callbacks(module)
+    _install_hooks()
+    classes = event_classes(resolved, module, callbacks)
+    unhandled = [c.name for c in classes if c.handler is None]
+    if unhandled:
+        log(f"no handler and no __sample__ for {', '.join(unhandled)}: those events are dropped")
+    lost_cb = callbacks.lost
+    lost_handler = (lambda n, start, end: lost_cb(start, end)) if lost_cb else None
+
+    # __init__ runs before anything is attached: if it fails, nothing was loaded.
+    try:
+        if callbacks.init is not None:
+            callbacks.init()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        raise ScriptError("the script's __init__() raised an exception; nothing was attached") from None
+
+    with TracingSession(config, resolved, classes, lost_handler, log) as session:
+        if config.verbose >= 1:
+            log(f"attached {len(resolved)} tracepoint(s): " + ", ".join(r.format.full_name for r in resolved))
+        dispatcher = Dispatcher(session.reader, classes, callbacks, config, session.wait_fds,
+                                pending_lost=session.pending_lost, log=log)
+        reason = dispatcher.run()
+        if config.verbose >= 1:
+            log(f"stopping: {reason}; {session.reader.delivered} events delivered, {session.reader.lost} lost")
+    sys.stdout.flush()
+    call_callback(callbacks.exit)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,170 @@
+"""Compile, load and attach a generated program with BCC — the only module that imports bcc.
+
+BCC is Debian's ``python3-bpfcc`` (not on PyPI). When our interpreter cannot import it (a venv
+without system site-packages), we load it from the system's dist-packages directory by path,
+without adding that whole directory to ``sys.path``.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+from ..codegen import GeneratedProgram
+from ..errors import KernelError, MissingDependency
+from ..kernel.features import kernel_headers
+
+__all__ = ["import_bcc", "LoadedProgram", "BCC_PACKAGE_HINT"]
+
+BCC_PACKAGE_HINT = "install it: apt-get install python3-bpfcc (Debian/Ubuntu) — BCC is not on PyPI"
+_SYSTEM_SITES = ("/usr/lib/python3/dist-packages", "/usr/lib/python3/site-packages",
+                 "/usr/local/lib/python3/dist-packages")
+
+
+def import_bcc():
+    """The bcc module, from our environment or the system's; MissingDependency if absent."""
+    if "bcc" in sys.modules:
+        return sys.modules["bcc"]
+    if not os.environ.get("EBPFPROF_HIDE_BCC"):
+        try:
+            import bcc  # noqa: F401  (an environment that has it)
+            return sys.modules["bcc"]
+        except ImportError:
+            pass
+        for site in _SYSTEM_SITES:
+            init = os.path.join(site, "bcc", "__init__.py")
+            if os.path.isfile(init):
+                spec = importlib.util.spec_from_file_location(
+                    "bcc", init, submodule_search_locations=[os.path.dirname(init)])
+                if spec is None or spec.loader is None:
+                    continue
+                module = importlib.util.module_from_spec(spec)
+                sys.modules["bcc"] = module
+                try:
+                    spec.loader.exec_module(module)
+                except OSError as e:
+                    del sys.modules["bcc"]
+                    raise MissingDependency(f"BCC's library cannot be loaded: {e}",
+                                            hint="install it: apt-get install libbpfcc") from None
+                except Exception:
+                    del sys.modules["bcc"]
+                    raise
+                return module
+    raise MissingDependency("BCC (the bcc Python module) is not installed", hint=BCC_PACKAGE_HINT)
+
+
+@contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Capture what libbcc and clang write to fd 2 (they bypass sys.stderr)."""
+    out: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield out
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read().decode(errors="replace"))
+
+
+def _save_log(kind: str, text: str, program: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=f"ebpfprof-{kind}-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.write("\n\n/* ---- generated program ---- */\n")
+        f.write(program)
+    return path
+
+
+def _last_meaningful_line(log: str) -> str:
+    for line in reversed(log.strip().splitlines()):
+        line = line.strip()
+        if line and not line.startswith(("processed ", "verification time", "stack depth", "Traceback",
+                                          "File ", "raise ", "^", "fn = ", "self.")):
+            return line
+    return "(no message)"
+
+
+class LoadedProgram:
+    """A generated program loaded into the kernel and attached; ``close()`` detaches it all."""
+
+    def __init__(self, generated: GeneratedProgram, *, debug: bool = False,
+                 warn=lambda msg: None) -> None:
+        self.generated = generated
+        self._bpf = None
+        bcc = import_bcc()
+        headers = kernel_headers()
+        if not headers.exact:
+            warn(f"no kernel headers for {os.uname().release}; BCC uses {os.path.realpath(headers.path)} "
+                 "(fine for tracepoints: their layouts come from tracefs)")
+        try:
+            with _captured_stderr() as log:
+                self._bpf = bcc.BPF(text=generated.text.encode(), debug=0x20 if debug else 0)
+        except Exception:
+            text = log[0] if log else ""
+            path = _save_log("compile", text, generated.text)
+            raise KernelError(f"BCC could not compile the generated program: {_last_meaningful_line(text)}",
+                              hint=f"this is a bug in ebpfprof; the compiler output and program are in {path}") from None
+        if log and log[0].strip() and debug:
+            sys.stderr.write(log[0])
+        try:
+            self._fill_maps()
+            for tracepoint, fn_name in generated.attach:
+                self._attach(tracepoint, fn_name)
+        except BaseException:
+            self.close()
+            raise
+
+    def _fill_maps(self) -> None:
+        for name, ids in self.generated.maps_to_fill.items():
+            table = self._bpf[name]
+            for i in ids:
+                table[ctypes.c_uint32(i)] = ctypes.c_uint8(1)
+
+    def _attach(self, tracepoint: str, fn_name: str) -> None:
+        try:
+            with _captured_stderr() as log:
+                self._bpf.attach_tracepoint(tp=tracepoint, fn_name=fn_name.encode())
+        except Exception as e:
+            text = log[0] if log else ""
+            if "Failed to load BPF program" in str(e) or "verifier" in text.lower() or "processed" in text:
+                path = _save_log("verifier", text, self.generated.text)
+                raise KernelError(f"the kernel's verifier rejected the program for {tracepoint}: "
+                                  f"{_last_meaningful_line(text)}",
+                                  hint=f"the verifier log and program are in {path}") from None
+            raise KernelError(f"cannot attach to tracepoint {tracepoint}: {e}") from None
+
+    @property
+    def ring_fd(self) -> int:
+        return self._bpf["ep_ring"].map_fd
+
+    def lost_pending(self) -> int:
+        """Records lost on any CPU after the last record that was written (read at exit)."""
+        try:
+            values = self._bpf["ep_cpu_state"][ctypes.c_int(0)]
+        except Exception:
+            return 0
+        return sum(int(v.lost) for v in values)
+
+    @property
+    def program_ids(self) -> list[int]:
+        """Kernel ids of our loaded programs (for leak checks in tests)."""
+        ids = []
+        for fn in getattr(self._bpf, "funcs", {}).values():
+            fd = getattr(fn, "fd", None)
+            if fd is not None:
+                ids.append(fd)
+        return ids
+
+    def close(self) -> None:
+        if self._bpf is not None:
+            bpf, self._bpf = self._bpf, None
+            bpf.cleanup()

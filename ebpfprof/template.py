@@ -1,0 +1,107 @@
+"""``ebpfprof python -e SELECTORS help``: a complete, runnable script for exactly those selectors."""
+from __future__ import annotations
+
+import shlex
+
+from .selector.resolve import ResolvedTracepoint
+
+__all__ = ["script_template"]
+
+_HEADER = '''\
+#!/usr/bin/env -S {command}
+#
+# ebpfprof python script for: {events_comment}
+# Run it with:
+#   {command} THIS_FILE.py
+# (or make it executable and run it directly). Callbacks you do not need can be deleted.
+#
+# Every event is a PerfEvent: read fields as event.name or event['name'], decoded on access.
+# Built-in fields of every event:
+#   _pid, _tid : int   process and thread id
+#   _time      : int   CLOCK_MONOTONIC timestamp, ns
+#   _cpu       : int   CPU the event happened on
+#   _period    : int   sample period (1 for tracepoints)
+#   _realtime  : int   wall-clock time, ns (for display)
+#   _event     : str   selector name ("sys:name", or "sys:alias")
+#   _callchain : list  frames {{'addr','symbol','offset','kernel','dso'}} (-g or /stack/), else []
+# Also: event.get(f, default), 'f' in event, keys()/values()/items(), to_dict(), print().
+
+from collections import Counter
+
+counts = Counter()      # events seen, per selector
+intervals = 0
+
+
+def __init__():
+    """Called once, before the first event. An exception here aborts the run."""
+    print("tracing", {events_repr}, "... Ctrl-C to stop")
+
+
+def __exit__():
+    """Called once on exit (Ctrl-C, SIGTERM, -N, end of the -p processes)."""
+    for name, n in sorted(counts.items()):
+        print(f"{{name}}: {{n}} events")
+
+
+def __interval__():
+    """Called every -i milliseconds, after what was buffered has been delivered."""
+    global intervals
+    intervals += 1
+    print(f"interval {{intervals}}: {{sum(counts.values())}} events so far")
+
+
+def __print_stat__(indent: int):
+    """Called on SIGUSR2 (kill -USR2 <pid>), after ebpfprof's own statistics."""
+    print(" " * indent + f"script: {{sum(counts.values())}} events")
+
+
+def __lost__(lost_start: int, lost_end: int):
+    """Events were lost. With --order: timestamps of the events around the gap, else 0, 0."""
+    print(f"lost events between {{lost_start}} and {{lost_end}}")
+'''
+
+_HANDLER = '''
+
+def {handler}(event):
+    """{title}
+
+    Fields{aliased}:
+{fields}
+    """
+    counts[event._event] += 1
+'''
+
+_SAMPLE = '''
+
+def __sample__(event):
+    """Any event whose selector has no handler of its own."""
+    counts[event._event] += 1
+'''
+
+
+def _field_lines(r: ResolvedTracepoint) -> str:
+    own = r.format.own_fields
+    width = max((len(f.name) for f in r.format.fields), default=4)
+    lines = [f"        {f.name:<{width}} : {f.python_type:<5}  # {f.type}" for f in own]
+    lines.append(f"        {'common_*':<{width}} : int    # common_type, common_flags, common_preempt_count, common_pid")
+    return "\n".join(lines)
+
+
+def script_template(events: tuple[str, ...], resolved: list[ResolvedTracepoint],
+                    options: list[str] | None = None) -> str:
+    """The template text; ``options`` are the other command-line options to repeat in the header."""
+    event_arg = ",".join(events)
+    command = " ".join(["ebpfprof", "python", "-e", shlex.quote(event_arg), *(options or [])])
+    one_line = " ".join(event_arg.split())
+    out = [_HEADER.format(command=" ".join(command.split()), events_comment=one_line,
+                          events_repr=repr(event_arg))]
+    seen: set[str] = set()
+    for r in resolved:
+        if r.handler in seen:   # two selectors, one handler (same alias): write it once
+            continue
+        seen.add(r.handler)
+        title = f"{r.format.full_name}" + (f" (alias {r.selector.alias})" if r.selector.alias else "")
+        out.append(_HANDLER.format(handler=r.handler, title=f"Handler for {title}.",
+                                   aliased="", fields=_field_lines(r)))
+    out.append(_SAMPLE)
+    return "".join(out)

@@ -68,11 +68,15 @@ class Dispatcher:
         self._lost_reported = 0
         self._lost_last_report = 0.0
         self._old_handlers: dict[int, object] = {}
+        self._final_drain = False
 
     # -- signals ------------------------------------------------------------------------------
     def _on_stop(self, signum, frame) -> None:
-        self._stop_reason = signal.Signals(signum).name
-        self.reader.stop()
+        # The first signal ends the loop; what is already buffered is still delivered.
+        # A second one, while that final drain runs, stops it too.
+        if self._stop_reason and self._final_drain:
+            self.reader.stop()
+        self._stop_reason = self._stop_reason or signal.Signals(signum).name
 
     def _on_stats(self, signum, frame) -> None:
         self._want_stats = True
@@ -168,9 +172,9 @@ class Dispatcher:
                     next_pid_check = now + 0.1
                     if not any(_alive(p) for p in cfg.pids):
                         self._stop_reason = "end of input (the -p processes exited)"
-            # Deliver what is still buffered, in order, within the -N budget.
-            if not self._stop_reason or not self._stop_reason.startswith("-N"):
-                self.reader.drain(ordered=cfg.order, flush=True) if cfg.order else self.reader.drain()
+            # Deliver what is still buffered (in order with --order), within the -N budget.
+            self._final_drain = True
+            self.reader.drain(ordered=cfg.order, flush=True)
             self.reader.lost += self.pending_lost()
             self._report_lost(force=True)
         finally:

@@ -173,7 +173,8 @@ def run_python(config: RunConfig) -> int:
 
     with TracingSession(config, resolved, classes, lost_handler, log) as session:
         if config.verbose >= 1:
-            log(f"attached {len(resolved)} tracepoint(s): " + ", ".join(r.format.full_name for r in resolved))
+            names = ", ".join(r.format.full_name for r in resolved[:8]) + (", ..." if len(resolved) > 8 else "")
+            log(f"attached {len(resolved)} tracepoint(s): {names}")
         dispatcher = Dispatcher(session.reader, classes, callbacks, config, session.wait_fds,
                                 pending_lost=session.pending_lost, log=log)
         reason = dispatcher.run()

@@ -1,0 +1,40 @@
+# ebpfprof — `make run` to see it work, `make test` to test it. Both install what they need.
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+RUN_SECONDS ?= 5
+
+.PHONY: setup system venv run test unit bench clean
+
+setup: system venv
+
+system:
+	@./.ci/setup-system
+
+# The venv uses the system interpreter, the one Debian's python3-bpfcc is built for.
+$(VENV)/.installed: pyproject.toml setup.py ebpfprof/_ring.c
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -m pip install -q --upgrade pip >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@$(VPY) -m pip install -e '.[test]' >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# A bundled example on live events for a few seconds: wakeup-to-run latency per command.
+run: setup
+	@echo "ebpfprof: tracing scheduler wakeups for $(RUN_SECONDS) s (tools/wakeup_latency.py)..."
+	@timeout -s INT $(RUN_SECONDS) $(VENV)/bin/ebpfprof python \
+		-e sched:sched_wakeup,sched:sched_wakeup_new,sched:sched_switch -i 1000 \
+		tools/wakeup_latency.py; test $$? -eq 0 -o $$? -eq 124
+
+test: setup
+	@$(VPY) -m pytest -q -ra tests
+
+unit: venv
+	@$(VPY) -m pytest -q -ra tests/unit
+
+bench: setup
+	@$(VPY) bench/run.py
+
+clean:
+	rm -rf build $(VENV) ebpfprof/*.so tests/testprogs/bin .pytest_cache

@@ -236,20 +236,18 @@ static inline const u64 *ev_frames(PerfEventObject *ev)
     return (const u64 *)((const u8 *)ev->data + ((ev->raw_size + 7) & ~7u));
 }
 
-/* A new event owning a copy of the record's raw part and frames. */
-static PerfEventObject *perf_event_new(EventClassObject *cls, const struct ep_sample *s,
-                                       const u8 *raw, const u64 *frames)
+/* u64 items of data (beyond the first, which is in the base size) a record needs. */
+static inline Py_ssize_t event_items(const struct ep_sample *s)
+{
+    size_t bytes = ((s->raw_size + 7) & ~(size_t)7) + (size_t)s->nr_frames * 8;
+    return bytes > 8 ? (Py_ssize_t)((bytes + 7) / 8 - 1) : 0;
+}
+
+/* Fill an event (new, or recycled with room enough) from a record. */
+static void perf_event_fill(PerfEventObject *ev, const struct ep_sample *s, const u8 *raw,
+                            const u64 *frames)
 {
     size_t raw_padded = (s->raw_size + 7) & ~(size_t)7;
-    size_t bytes = raw_padded + (size_t)s->nr_frames * 8;
-    /* ob_size counts u64 items of data beyond the first */
-    Py_ssize_t items = bytes > 8 ? (Py_ssize_t)((bytes + 7) / 8 - 1) : 0;
-    PerfEventObject *ev = PyObject_NewVar(PerfEventObject, &PerfEventType, items);
-    if (!ev)
-        return NULL;
-    Py_INCREF(cls);
-    ev->cls = cls;
-    ev->callchain = NULL;
     ev->time = s->time;
     ev->pid = s->pid;
     ev->tid = s->tid;
@@ -257,12 +255,24 @@ static PerfEventObject *perf_event_new(EventClassObject *cls, const struct ep_sa
     ev->raw_size = s->raw_size;
     ev->nr_frames = s->nr_frames;
     if (s->raw_size) {
+        ev->data[raw_padded / 8 - 1] = 0;   /* the padding after the record reads as zeros */
         memcpy(ev->data, raw, s->raw_size);
-        if (raw_padded > s->raw_size)
-            memset((u8 *)ev->data + s->raw_size, 0, raw_padded - s->raw_size);
     }
     if (s->nr_frames)
         memcpy((u8 *)ev->data + raw_padded, frames, (size_t)s->nr_frames * 8);
+}
+
+/* A new event owning a copy of the record's raw part and frames. */
+static PerfEventObject *perf_event_new(EventClassObject *cls, const struct ep_sample *s,
+                                       const u8 *raw, const u64 *frames)
+{
+    PerfEventObject *ev = PyObject_NewVar(PerfEventObject, &PerfEventType, event_items(s));
+    if (!ev)
+        return NULL;
+    Py_INCREF(cls);
+    ev->cls = cls;
+    ev->callchain = NULL;
+    perf_event_fill(ev, s, raw, frames);
     return ev;
 }
 
@@ -700,6 +710,7 @@ typedef struct {
     long long lost;            /* records the kernel could not write */
     long long budget;          /* events still to deliver (-N), -1 = unlimited */
     int stop;                  /* set by stop(): drain returns at the next record */
+    PerfEventObject *spare;    /* the last event, if its handler did not keep it: reused */
 } ReaderObject;
 
 static PyTypeObject ReaderType;
@@ -723,6 +734,7 @@ static void heap_clear(ReaderObject *self)
 
 static void reader_dealloc(ReaderObject *self)
 {
+    Py_CLEAR(self->spare);
     for (int i = 0; i < self->nr_rings; i++)
         ring_unmap(&self->rings[i]);
     PyMem_Free(self->rings);
@@ -914,11 +926,26 @@ static int process_record(ReaderObject *self, const u8 *rec, u32 len, int ordere
             cls->dropped++;
             return 0;
         }
-        PerfEventObject *ev = perf_event_new(cls, &s, raw, frames);
-        if (!ev)
-            return -1;
+        PerfEventObject *ev = self->spare;
+        if (ev && Py_SIZE(ev) >= event_items(&s)) {
+            /* Nobody else holds it (checked when it was kept): recycle, no allocation. */
+            self->spare = NULL;
+            if (ev->cls != cls) {
+                Py_INCREF(cls);
+                Py_SETREF(ev->cls, cls);
+            }
+            Py_CLEAR(ev->callchain);
+            perf_event_fill(ev, &s, raw, frames);
+        } else {
+            ev = perf_event_new(cls, &s, raw, frames);
+            if (!ev)
+                return -1;
+        }
         int rc = deliver(self, ev);
-        Py_DECREF(ev);
+        if (Py_REFCNT(ev) == 1 && !self->spare)
+            self->spare = ev;      /* the handler did not keep it */
+        else
+            Py_DECREF(ev);
         return rc;
     }
     if (s.lost) {
@@ -967,6 +994,8 @@ static int drain_ring(ReaderObject *self, BpfRing *r, int ordered, long long *co
     int rc = 0;
     while (cons < prod && !self->stop && self->budget != 0) {
         const volatile u32 *hdr = (const volatile u32 *)(r->data + (cons & mask));
+        /* Records were written by another CPU: ask for the lines ahead before we need them. */
+        __builtin_prefetch((const void *)(r->data + ((cons + 2048) & mask)));
         u32 len = load_acquire32(hdr);
         if (len & RB_BUSY_BIT)
             break;  /* reserved, not yet committed: come back later */
@@ -1038,6 +1067,7 @@ static PyObject *reader_close(ReaderObject *self, PyObject *unused)
         ring_unmap(&self->rings[i]);
     self->nr_rings = 0;
     heap_clear(self);
+    Py_CLEAR(self->spare);
     Py_RETURN_NONE;
 }
 
@@ -1071,7 +1101,17 @@ static PyObject *reader_stopped(ReaderObject *self, void *closure)
     return PyBool_FromLong(self->stop);
 }
 
+static PyObject *reader_last_time(ReaderObject *self, void *closure)
+{
+    u64 t = 0;
+    for (int i = 0; i < MAX_TRACKED_CPUS; i++)
+        if (self->last_time[i] > t)
+            t = self->last_time[i];
+    return PyLong_FromUnsignedLongLong(t);
+}
+
 static PyGetSetDef reader_getset[] = {
+    {"last_time", (getter)reader_last_time, NULL, "timestamp of the newest record read", NULL},
     {"pending", (getter)reader_pending, NULL, "events waiting in the --order heap", NULL},
     {"budget", (getter)reader_get_budget, (setter)reader_set_budget,
      "events still to deliver before stopping (-N); -1 = no limit", NULL},

@@ -132,18 +132,49 @@ def _dynamic_size(fmt: EventFormat) -> str:
     return "".join(parts).rstrip("\n")
 
 
-def _program_function(prog: TracepointProgram, want_cpu: str) -> str:
+def _task_check(want_cpu: str, task: TaskFilter) -> str:
+    """The first lines of a program: leave early for tasks and CPUs the run does not watch."""
+    conds = []
+    if task.tgids is not None or task.tids is not None:
+        conds.append("!ep_task_wanted()")
+    if want_cpu != "ep_any_cpu":
+        conds.append(f"!{want_cpu}(bpf_get_smp_processor_id())")
+    if not conds:
+        return "\t/* every task, every CPU */"
+    return f"\tif ({' || '.join(conds)})\n\t\treturn 0;"
+
+
+def _direct_copy(size: int) -> str:
+    """Statements copying bytes [8, size) of ctx to dst with aligned loads of constant offset."""
+    lines = []
+    words = size // 8
+    if words > 1:
+        lines += ["#pragma unroll",
+                  f"\t\tfor (int i = 1; i < {words}; i++)",
+                  "\t\t\t((u64 *)dst)[i] = ((u64 *)ctx)[i];"]
+    off = max(words, 1) * 8
+    for width, ctype in ((4, "u32"), (2, "u16"), (1, "u8")):
+        if size - off >= width:
+            lines.append(f"\t\t*({ctype} *)(dst + {off}) = *({ctype} *)(ctx + {off});")
+            off += width
+    return "\n".join(lines) or "\t\t/* nothing after the common header */"
+
+
+def _program_function(prog: TracepointProgram, want_cpu: str, task: TaskFilter) -> str:
+    raw_size = max(prog.fmt.fixed_size, 8)
     common = dict(
         index=prog.index,
         comment=c_comment(prog.label),
         fn=prog.fn_name,
         want_cpu=want_cpu,
         filter_fn=prog.filter_fn or "ep_keep_all",
-        raw_size=max(prog.fmt.fixed_size, 8),
+        raw_size=raw_size,
         event_id=prog.fmt.id & 0xFFFF,
+        task_check=_task_check(want_cpu, task),
     )
     if not prog.needs_scratch:
-        return snippet("tracepoint.c").substitute(common)
+        return snippet("tracepoint.c").substitute(common, words=(raw_size + 7) // 8,
+                                                  copy=_direct_copy(raw_size))
     return snippet("tracepoint_scratch.c").substitute(
         common,
         dynamic_size=_dynamic_size(prog.fmt) or "\t/* fixed size: no __data_loc fields */",
@@ -184,6 +215,6 @@ def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
             body.append(cpu_code.rstrip("\n"))
         if prog.filter_code:
             body.append(prog.filter_code.rstrip("\n"))
-        body.append(_program_function(prog, want_cpu).rstrip("\n"))
+        body.append(_program_function(prog, want_cpu, task).rstrip("\n"))
         attach.append((f"{prog.fmt.system}:{prog.fmt.name}", prog.fn_name))
     return GeneratedProgram("\n\n".join(body) + "\n", attach, maps)

@@ -115,6 +115,18 @@ class Dispatcher:
         print("\n".join(out), flush=True)
         call_callback(self.callbacks.print_stat, indent)
 
+    def _lost_at_end(self) -> None:
+        """Losses no record carried: after the last record, or skipped by the kernel."""
+        pending = self.pending_lost()
+        if not pending:
+            return
+        self.reader.lost += pending
+        if self.config.order:
+            start, end = self.reader.last_time, _monotonic_ns()
+        else:
+            start = end = 0
+        call_callback(self.callbacks.lost, start, end)
+
     # -- the loop -----------------------------------------------------------------------------
     def _drain(self, flush: bool = False) -> None:
         if self.config.order:
@@ -141,7 +153,9 @@ class Dispatcher:
             self.reader.budget = cfg.exit_after
         poller = select.epoll()
         for fd in self.wait_fds:
-            poller.register(fd, select.EPOLLIN)
+            # Edge-triggered: wake on the BPF program's wakeups (every few thousand records),
+            # not whenever a record is there, so a flood is read in large batches.
+            poller.register(fd, select.EPOLLIN | select.EPOLLET)
         interval_s = cfg.interval_ms / 1000 if cfg.interval_ms else None
         next_interval = time.monotonic() + interval_s if interval_s else None
         next_pid_check = time.monotonic() + 0.1
@@ -175,7 +189,7 @@ class Dispatcher:
             # Deliver what is still buffered (in order with --order), within the -N budget.
             self._final_drain = True
             self.reader.drain(ordered=cfg.order, flush=True)
-            self.reader.lost += self.pending_lost()
+            self._lost_at_end()
             self._report_lost(force=True)
         finally:
             self._restore_signals()

@@ -6,7 +6,6 @@ exception, or by a signal turned into one) detaches every program and unmaps eve
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from . import _ring
 from .codegen import TaskFilter, TracepointProgram, generate_program
 from .config import RunConfig
 from .dispatch import Dispatcher, call_callback
-from .errors import EbpfprofError, ScriptError
+from .errors import ScriptError
 from .kernel.event_format import EventFormat, FieldKind
 from .printing import EventPrinter
 from .script import Callbacks, find_callbacks, find_handler, load_module
@@ -60,43 +59,47 @@ def event_classes(resolved: list[ResolvedTracepoint], module, callbacks: Callbac
     return classes
 
 
-def _ring_bytes(config: RunConfig) -> int:
+def ring_size(config: RunConfig) -> int:
     """-m pages per CPU, as one shared ring: a power of two."""
     size = config.mmap_pages * 4096 * max(1, config.nr_cpus)
     return 1 << (size - 1).bit_length()
 
 
-class TracingSession:
-    """The loaded BPF program and its reader. Use as a context manager."""
+def build_program(config: RunConfig, resolved: list[ResolvedTracepoint]):
+    """Generate the run's BPF C and start compiling it in the background."""
+    from .sources.bpf import ProgramBuild
 
-    def __init__(self, config: RunConfig, resolved: list[ResolvedTracepoint], classes: list,
-                 lost_handler: Callable | None, log: Callable[[str], None]) -> None:
+    ring_bytes = ring_size(config)
+    records = ring_bytes // 64
+    wakeup_every = max(64, records // (4 * max(1, config.nr_cpus)))
+    programs = [TracepointProgram(
+        index=r.index, fmt=r.format, label=r.selector.text, filter_code=r.filter_code,
+        filter_fn=r.filter_fn, cpus=r.cpus, kernel_stack=r.kernel_stack,
+        user_stack=r.user_stack, max_stack=r.max_stack) for r in resolved]
+    generated = generate_program(programs, TaskFilter(config.pids, config.tids),
+                                 ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every)
+    if config.verbose >= 2:
+        sys.stderr.write(generated.text)
+    return ProgramBuild(generated, debug=config.verbose >= 3)
+
+
+class TracingSession:
+    """An attached program and the reader of its ring. Use as a context manager: leaving it
+    detaches the program and unmaps the ring, whatever the reason."""
+
+    def __init__(self, config: RunConfig, program, classes: list,
+                 lost_handler: Callable | None) -> None:
         self.config = config
-        self.resolved = resolved
+        self.program = program
         self.classes = classes
         self.lost_handler = lost_handler
-        self.log = log
-        self.program = None
         self.reader = None
 
     def __enter__(self) -> "TracingSession":
-        from .sources.bpf import LoadedProgram
-
-        ring_bytes = _ring_bytes(self.config)
-        records = ring_bytes // 64
-        wakeup_every = max(64, records // (4 * max(1, self.config.nr_cpus)))
-        programs = [TracepointProgram(
-            index=r.index, fmt=r.format, label=r.selector.text, filter_code=r.filter_code,
-            filter_fn=r.filter_fn, cpus=r.cpus, kernel_stack=r.kernel_stack,
-            user_stack=r.user_stack, max_stack=r.max_stack) for r in self.resolved]
-        generated = generate_program(programs, TaskFilter(self.config.pids, self.config.tids),
-                                     ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every)
-        if self.config.verbose >= 2:
-            sys.stderr.write(generated.text)
-        self.program = LoadedProgram(generated, debug=self.config.verbose >= 3, warn=self.log)
         try:
             self.reader = _ring.Reader(self.classes, lost_handler=self.lost_handler)
-            self.reader.add_bpf_ring(self.program.ring_fd, ring_bytes)
+            self.reader.add_bpf_ring(self.program.ring_fd, ring_size(self.config))
+            self.program.attach()
         except BaseException:
             self.close()
             raise
@@ -107,7 +110,9 @@ class TracingSession:
         return [self.program.ring_fd] if self.program else []
 
     def pending_lost(self) -> int:
-        return self.program.lost_pending() if self.program else 0
+        """Losses not yet reported in the stream: after the last record, or skipped by the
+        kernel (read once, at the end of the run)."""
+        return self.program.lost_pending() + self.program.missed() if self.program else 0
 
     def close(self) -> None:
         if self.reader is not None:
@@ -140,7 +145,7 @@ def _install_hooks() -> None:
 def run_python(config: RunConfig) -> int:
     """`ebpfprof python`: returns the exit status."""
     from .kernel.features import kernel_headers, require_privileges
-    from .sources.bpf import import_bcc
+    from .sources.bpf import headers_warning, import_bcc
 
     log = _warn(config)
     require_privileges()
@@ -149,29 +154,33 @@ def run_python(config: RunConfig) -> int:
     resolved = resolve_selectors(config.events, config)
     if config.module is None:
         raise ScriptError("no script given", hint="ebpfprof python -e EVENT script.py (or `help` for a template)")
-    module = load_module(config.module, config.args)
-    callbacks = find_callbacks(module)
-    _install_hooks()
-    classes = event_classes(resolved, module, callbacks)
-    unhandled = [c.name for c in classes if c.handler is None]
-    if unhandled:
-        log(f"no handler and no __sample__ for {', '.join(unhandled)}: those events are dropped")
-    lost_cb = callbacks.lost
-    lost_handler = (lambda n, start, end: lost_cb(start, end)) if lost_cb else None
+    warning = headers_warning()
+    if warning:
+        log(warning)
 
-    # __init__ runs before anything is attached: if it fails, nothing was loaded.
+    # clang compiles the program while the script loads; nothing is attached before __init__.
+    build = build_program(config, resolved)
     try:
-        if callbacks.init is not None:
-            callbacks.init()
-    except (KeyboardInterrupt, SystemExit):
-        raise
+        module = load_module(config.module, config.args)
+        callbacks = find_callbacks(module)
+        _install_hooks()
+        classes = event_classes(resolved, module, callbacks)
+        program = build.result()
     except BaseException:
-        import traceback
+        build.cancel()
+        raise
+    try:
+        unhandled = [c.name for c in classes if c.handler is None]
+        if unhandled:
+            log(f"no handler and no __sample__ for {', '.join(unhandled)}: those events are dropped")
+        lost_cb = callbacks.lost
+        lost_handler = (lambda n, start, end: lost_cb(start, end)) if lost_cb else None
+        _call_init(callbacks)
+    except BaseException:
+        program.close()
+        raise
 
-        traceback.print_exc()
-        raise ScriptError("the script's __init__() raised an exception; nothing was attached") from None
-
-    with TracingSession(config, resolved, classes, lost_handler, log) as session:
+    with TracingSession(config, program, classes, lost_handler) as session:
         if config.verbose >= 1:
             names = ", ".join(r.format.full_name for r in resolved[:8]) + (", ..." if len(resolved) > 8 else "")
             log(f"attached {len(resolved)} tracepoint(s): {names}")
@@ -184,3 +193,18 @@ def run_python(config: RunConfig) -> int:
     call_callback(callbacks.exit)
     sys.stdout.flush()
     return 0
+
+
+def _call_init(callbacks: Callbacks) -> None:
+    """__init__ runs before anything is attached: if it fails, nothing was."""
+    if callbacks.init is None:
+        return
+    try:
+        callbacks.init()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        raise ScriptError("the script's __init__() raised an exception; nothing was attached") from None

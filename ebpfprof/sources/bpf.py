@@ -11,6 +11,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -18,7 +19,7 @@ from ..codegen import GeneratedProgram
 from ..errors import KernelError, MissingDependency
 from ..kernel.features import kernel_headers
 
-__all__ = ["import_bcc", "LoadedProgram", "BCC_PACKAGE_HINT"]
+__all__ = ["import_bcc", "LoadedProgram", "ProgramBuild", "headers_warning", "BCC_PACKAGE_HINT"]
 
 BCC_PACKAGE_HINT = "install it: apt-get install python3-bpfcc (Debian/Ubuntu) — BCC is not on PyPI"
 _SYSTEM_SITES = ("/usr/lib/python3/dist-packages", "/usr/lib/python3/site-packages",
@@ -93,31 +94,52 @@ def _last_meaningful_line(log: str) -> str:
     return "(no message)"
 
 
-class LoadedProgram:
-    """A generated program loaded into the kernel and attached; ``close()`` detaches it all."""
+_SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine, -1)
+_BPF_OBJ_GET_INFO_BY_FD = 15
+_RECURSION_MISSES_OFFSET = 208      # struct bpf_prog_info.recursion_misses (uapi, stable)
+_PROG_INFO_SIZE = 224
 
-    def __init__(self, generated: GeneratedProgram, *, debug: bool = False,
-                 warn=lambda msg: None) -> None:
+
+def _prog_recursion_misses(fd: int) -> int:
+    if _SYS_BPF < 0:
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    info = ctypes.create_string_buffer(_PROG_INFO_SIZE)
+    attr = ctypes.create_string_buffer(16)
+    ctypes.memmove(attr, fd.to_bytes(4, "little") + _PROG_INFO_SIZE.to_bytes(4, "little")
+                   + ctypes.addressof(info).to_bytes(8, "little"), 16)
+    if libc.syscall(_SYS_BPF, _BPF_OBJ_GET_INFO_BY_FD, attr, 16) != 0:
+        return 0
+    # The kernel writes back how much of the struct it knows; older ones stop before the field.
+    known = int.from_bytes(attr.raw[4:8], "little")
+    if known < _RECURSION_MISSES_OFFSET + 8:
+        return 0
+    return int.from_bytes(info.raw[_RECURSION_MISSES_OFFSET:_RECURSION_MISSES_OFFSET + 8], "little")
+
+
+class LoadedProgram:
+    """A generated program: compiled (maps created) by the constructor, attached by attach().
+
+    ``close()`` detaches and releases everything. Compiling may run in a thread (see
+    ProgramBuild): it does not touch fd 2, so the main thread's stderr stays its own.
+    """
+
+    def __init__(self, generated: GeneratedProgram, *, debug: bool = False) -> None:
         self.generated = generated
         self._bpf = None
         bcc = import_bcc()
-        headers = kernel_headers()
-        if not headers.exact:
-            warn(f"no kernel headers for {os.uname().release}; BCC uses {os.path.realpath(headers.path)} "
-                 "(fine for tracepoints: their layouts come from tracefs)")
         try:
-            with _captured_stderr() as log:
-                self._bpf = bcc.BPF(text=generated.text.encode(), debug=0x20 if debug else 0)
-        except Exception:
-            text = log[0] if log else ""
-            path = _save_log("compile", text, generated.text)
-            raise KernelError(f"BCC could not compile the generated program: {_last_meaningful_line(text)}",
-                              hint=f"this is a bug in ebpfprof; the compiler output and program are in {path}") from None
-        if log and log[0].strip() and debug:
-            sys.stderr.write(log[0])
+            self._bpf = bcc.BPF(text=generated.text.encode(), debug=0x20 if debug else 0)
+        except Exception as e:
+            path = _save_log("compile", str(e), generated.text)
+            raise KernelError("BCC could not compile the generated program (its errors are above)",
+                              hint=f"this is a bug in ebpfprof; the program is in {path}") from None
+
+    def attach(self) -> None:
+        """Fill the -p/-t maps and attach every function to its tracepoint."""
         try:
             self._fill_maps()
-            for tracepoint, fn_name in generated.attach:
+            for tracepoint, fn_name in self.generated.attach:
                 self._attach(tracepoint, fn_name)
         except BaseException:
             self.close()
@@ -154,6 +176,20 @@ class LoadedProgram:
             return 0
         return sum(int(v.lost) for v in values)
 
+    def missed(self) -> int:
+        """Events the kernel skipped because a BPF program was already running on that CPU.
+
+        This happens when a traced task is preempted inside one of our programs (syscall
+        tracepoints may sleep since Linux 6.13) and another task hits a tracepoint on the same
+        CPU; the kernel counts them per program (bpf_prog_info.recursion_misses, Linux 5.12+).
+        """
+        total = 0
+        for fn in getattr(self._bpf, "funcs", {}).values():
+            fd = getattr(fn, "fd", None)
+            if fd is not None and fd >= 0:
+                total += _prog_recursion_misses(fd)
+        return total
+
     @property
     def program_ids(self) -> list[int]:
         """Kernel ids of our loaded programs (for leak checks in tests)."""
@@ -168,3 +204,44 @@ class LoadedProgram:
         if self._bpf is not None:
             bpf, self._bpf = self._bpf, None
             bpf.cleanup()
+
+
+class ProgramBuild:
+    """Compile a program in a background thread (clang runs without the GIL), so the user's
+    script loads meanwhile; ``result()`` waits for it, ``cancel()`` releases it if unused."""
+
+    def __init__(self, generated: GeneratedProgram, *, debug: bool = False) -> None:
+        self._program: LoadedProgram | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(generated, debug),
+                                         name="ebpfprof-compile", daemon=True)
+        self._thread.start()
+
+    def _run(self, generated: GeneratedProgram, debug: bool) -> None:
+        try:
+            self._program = LoadedProgram(generated, debug=debug)
+        except BaseException as e:  # handed to the main thread by result()
+            self._error = e
+
+    def result(self) -> LoadedProgram:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._program is not None
+        program, self._program = self._program, None
+        return program
+
+    def cancel(self) -> None:
+        self._thread.join()
+        if self._program is not None:
+            self._program.close()
+            self._program = None
+
+
+def headers_warning() -> str | None:
+    """One line to say when BCC compiles with headers not made for the running kernel."""
+    headers = kernel_headers()
+    if headers.exact:
+        return None
+    return (f"no kernel headers for {os.uname().release}; BCC uses {os.path.realpath(headers.path)} "
+            "(fine for tracepoints: their layouts come from tracefs)")

@@ -89,13 +89,19 @@ class Tracer:
         self.proc.send_signal(sig)
 
     def wait(self, timeout: float = 30) -> int:
+        # stderr belongs to the reader thread: read only stdout here (communicate() would
+        # steal stderr lines from it).
+        timer = threading.Timer(timeout, self.proc.kill)
+        timer.start()
         try:
-            self.stdout, _ = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.stdout, _ = self.proc.communicate()
-            raise AssertionError("ebpfprof did not exit in time:\n" + self.stderr)
+            self.stdout = self.proc.stdout.read()
+            self.proc.wait()
+        finally:
+            timed_out = not timer.is_alive()
+            timer.cancel()
         self._reader.join(5)
+        if timed_out:
+            raise AssertionError("ebpfprof did not exit in time:\n" + self.stderr)
         return self.proc.returncode
 
     @property

@@ -5,6 +5,7 @@
  *   workload kill N SIG       N kill(getpid(), SIG) calls (SIG 0 checks only: nothing is sent)
  *   workload openat N PATH    N openat(AT_FDCWD, PATH, O_RDONLY) calls (closed again)
  *   workload spin MS          burn CPU for MS milliseconds, calling getppid() in the loop
+ *   workload rate N RATE      N getppid() calls paced at RATE calls per second
  *
  * With -w (first argument) it prints "ready <pid>" and waits for a line on stdin before the
  * calls, and for another line before exiting, so the tracer can attach first and read
@@ -65,6 +66,22 @@ int main(int argc, char **argv)
 			int fd = syscall(SYS_openat, AT_FDCWD, argv[3], O_RDONLY);
 			if (fd >= 0)
 				close(fd);
+		}
+	} else if (strcmp(argv[1], "rate") == 0 && argc > 3) {
+		/* Paced in 1 ms steps: each step makes the calls due by then, then spins till the next. */
+		double rate = atof(argv[3]);
+		long done = 0;
+		while (done < n) {
+			long due = (long)((now() - t0) * rate) + 1;
+			if (due > n)
+				due = n;
+			while (done < due) {
+				syscall(SYS_getppid);
+				done++;
+			}
+			double next = t0 + (done + rate / 1000) / rate;
+			while (now() < next && done < n)
+				;
 		}
 	} else if (strcmp(argv[1], "spin") == 0) {
 		while ((now() - t0) * 1000 < n)

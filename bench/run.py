@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""ebpfprof benchmark: the hot path's figures against their targets (issue #4).
+
+    make bench                 # or: .venv/bin/python bench/run.py [--quick] [--no-write]
+
+Workload: tests/testprogs/workload calling getppid() (full speed or paced), traced with
+`-e syscalls:sys_enter_getppid -p WORKLOAD`, handlers from bench/scripts/. Consumer CPU is the
+ebpfprof process's on-CPU time (/proc/PID/schedstat) from "attached" to exit, divided by the
+events delivered. Targets compare ratios measured in this same run where they can: this
+machine is noisy. Prints a table and writes bench/RESULTS.md (unless --no-write).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "bench" / "scripts"
+OUT = ROOT / "bench" / "out"
+EBPFPROF = [sys.executable, "-m", "ebpfprof"]
+EVENT = "syscalls:sys_enter_getppid"
+
+
+def build_workload() -> Path:
+    OUT.mkdir(exist_ok=True)
+    exe = OUT / "workload"
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(ROOT / "tests" / "testprogs" / "workload.c")], check=True)
+    return exe
+
+
+def schedstat_ns(pid: int) -> int:
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0])
+
+
+class Workload:
+    def __init__(self, exe: Path, *args: str) -> None:
+        self.proc = subprocess.Popen([str(exe), "-w", *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.pid = int(self.proc.stdout.readline().split()[1])
+
+    def go(self) -> float:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        done = self.proc.stdout.readline().split()
+        return float(done[3])
+
+    def finish(self) -> None:
+        self.proc.stdin.write("exit\n")
+        self.proc.stdin.flush()
+        self.proc.wait()
+
+
+def untraced_rate(exe: Path, n: int) -> float:
+    rates = []
+    for _ in range(3):
+        out = subprocess.run([str(exe), "getppid", str(n)], capture_output=True, text=True, check=True)
+        rates.append(float(out.stdout.split()[3]))
+    return statistics.median(rates)
+
+
+def traced(exe: Path, script: str, workload: list[str], extra: list[str] = ()) -> dict:
+    """One traced run; returns events, lost, consumer ns/event, workload rate, stderr."""
+    wl = Workload(exe, *workload)
+    cmd = EBPFPROF + ["python", "-v", "-e", EVENT, "-p", str(wl.pid), *extra, str(SCRIPTS / script)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    attached = threading.Event()
+
+    def read_err():
+        for line in proc.stderr:
+            lines.append(line)
+            if "attached" in line:
+                attached.set()
+        attached.set()
+
+    t = threading.Thread(target=read_err, daemon=True)
+    t.start()
+    if not attached.wait(60) or proc.poll() is not None:
+        wl.proc.kill()
+        raise RuntimeError("ebpfprof did not attach:\n" + "".join(lines))
+    cpu0 = schedstat_ns(proc.pid)
+    rate = wl.go()
+    wl.finish()
+    out, _ = proc.communicate(timeout=300)
+    t.join(5)
+    stderr = "".join(lines)
+    result = json.loads(out.split("BENCH ", 1)[1].splitlines()[0])
+    lost = 0
+    for line in lines:
+        if "stopping:" in line and " lost" in line:
+            lost = int(line.rsplit(",", 1)[1].split()[0])
+    result.update(lost=lost, workload_rate=rate, stderr=stderr)
+    if "cpu_ns" in result and result["events"]:
+        result["ns_per_event"] = (result["cpu_ns"] - cpu0) / result["events"]
+    return result
+
+
+def call_loop_baseline(script: str, n: int) -> tuple[float, float]:
+    """ns per call of the script's handler with one prebuilt PerfEvent: (Python loop, C loop).
+
+    The Python loop (`for _ in r: h(ev)`) is issue #4's "bare CPython loop"; the C loop
+    (vectorcall only) is the floor no reader can beat, shown for reference.
+    """
+    code = f"""
+import importlib.util, struct, time
+from ebpfprof import _ring
+from ebpfprof.kernel.tracefs import read_format
+from ebpfprof.session import field_specs
+spec = importlib.util.spec_from_file_location("bench_script", {str(SCRIPTS / script)!r})
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+fmt = read_format("syscalls", "sys_enter_getppid")
+cls = _ring.EventClass("{EVENT}", None, field_specs(fmt))
+raw = struct.pack("<HBBii", fmt.id, 2, 0, 1234, 110) + bytes(fmt.fixed_size - 12)
+ev = _ring.make_event(cls, 1, 1234, 1234, 0, raw)
+h = mod.syscalls__sys_enter_getppid
+def py_loop(h, ev, n):
+    for _ in range(n):
+        h(ev)
+def best(fn):
+    times = []
+    for _ in range(5):
+        t = time.process_time_ns(); fn(h, ev, {n}); times.append(time.process_time_ns() - t)
+    return min(times) / {n}
+py_loop(h, ev, 100000)
+print(best(py_loop), best(_ring.call_loop))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    py, c = out.stdout.split()
+    return float(py), float(c)
+
+
+def first_event_latency(exe: Path) -> tuple[float, float]:
+    """Seconds from the command's start to the first handler call; worst event delay (ms) at low rate."""
+    wl = subprocess.Popen([str(exe), "rate", "3000", "1000"], stdout=subprocess.DEVNULL)
+    time.sleep(0.2)
+    t0 = time.time()
+    out = subprocess.run(EBPFPROF + ["python", "-q", "-e", EVENT, "-p", str(wl.pid),
+                                     str(SCRIPTS / "latency.py")], capture_output=True, text=True, timeout=60)
+    wl.wait()
+    result = json.loads(out.stdout.split("BENCH ", 1)[1])
+    return result["first_real"] - t0, result["worst_ns"] / 1e6
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def add(self, name: str, value: str, target: str = "", ok: bool | None = None) -> None:
+        verdict = "" if ok is None else ("PASS" if ok else "FAIL")
+        self.rows.append((name, value, target, verdict))
+        print(f"{name:<58} {value:>16} {target:>16} {verdict:>5}", flush=True)
+
+    def markdown(self) -> str:
+        out = ["| figure | value | target | |", "|---|---:|---:|---|"]
+        out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in self.rows]
+        return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller runs (a smoke check, not for RESULTS.md)")
+    ap.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    opts = ap.parse_args()
+    big = 1_000_000 if opts.quick else 5_000_000
+    rss_n = 3_000_000 if opts.quick else 20_000_000
+    exe = build_workload()
+    table = Table()
+    print(f"{'figure':<58} {'value':>16} {'target':>16}")
+
+    base_rate = untraced_rate(exe, big)
+    table.add("workload untraced (getppid/s)", f"{base_rate:,.0f}")
+
+    # Three runs, the median per-event cost: single runs vary by +-20 % on these machines.
+    counts = [traced(exe, "count.py", ["getppid", str(big)]) for _ in range(3)]
+    count = sorted(counts, key=lambda r: r["ns_per_event"])[1]
+    baseline, floor = call_loop_baseline("count.py", 2_000_000)
+    table.add("bare CPython loop calling the counting handler (us/call)", f"{baseline / 1000:.3f}")
+    table.add("  (C loop, vectorcall only: the floor) (us/call)", f"{floor / 1000:.3f}")
+    ratio = count["ns_per_event"] / baseline
+    table.add("counting handler: consumer CPU (us/event)", f"{count['ns_per_event'] / 1000:.3f}")
+    table.add("counting handler: consumer CPU / bare CPython loop", f"{ratio:.2f}x", "<= 1.40x", ratio <= 1.4)
+    table.add("  consumer CPU / C loop (reference)", f"{count['ns_per_event'] / floor:.2f}x")
+    table.add(f"events delivered of {big:,} (full speed, default -m)", f"{count['events']:,}",
+              f"{big:,}", count["events"] == big)
+    table.add("events lost (full speed, default -m)", f"{count['lost']:,}", "0", count["lost"] == 0)
+    keep = count["workload_rate"] / base_rate
+    table.add("workload rate traced / untraced", f"{keep:.1%}", ">= 30%", keep >= 0.30)
+
+    f4 = traced(exe, "fields4.py", ["getppid", str(big)])
+    table.add("handler reading 4 fields (us/event)", f"{f4['ns_per_event'] / 1000:.3f}", "<= 0.25",
+              f4["ns_per_event"] <= 250)
+    td = traced(exe, "to_dict.py", ["getppid", str(big)])
+    table.add("handler calling to_dict() (us/event)", f"{td['ns_per_event'] / 1000:.3f}", "<= 0.60",
+              td["ns_per_event"] <= 600)
+
+    for rate in (200_000, 500_000, 1_000_000):
+        n = rate * (2 if opts.quick else 5)
+        r = traced(exe, "count.py", ["rate", str(n), str(rate)])
+        table.add(f"paced {rate:,}/s: delivered / lost / consumer us/event",
+                  f"{r['events']:,}/{r['lost']}/{r['ns_per_event'] / 1000:.3f}", f"{n:,}/0",
+                  r["events"] == n and r["lost"] == 0)
+
+    rss = traced(exe, "rss.py", ["getppid", str(rss_n)])
+    marks = sorted(int(k) for k in rss["rss"])
+    first, last = rss["rss"][str(marks[0])], rss["rss"][str(marks[-1])]
+    growth = (last - first) / first
+    table.add(f"RSS at {marks[0] // 10**6}M -> {marks[-1] // 10**6}M events (MiB)",
+              f"{first / 2**20:.1f} -> {last / 2**20:.1f}", "+-5%", abs(growth) <= 0.05)
+    table.add("kept events still valid at exit", f"{rss['kept']} kept", "all valid", rss["kept_valid"])
+
+    firsts, worsts = [], []
+    for _ in range(3):
+        first_s, worst_ms = first_event_latency(exe)
+        firsts.append(first_s)
+        worsts.append(worst_ms)
+    table.add("first event after the command starts (s, median of 3)", f"{statistics.median(firsts):.3f}",
+              "<= 0.5", statistics.median(firsts) <= 0.5)
+    table.add("worst event-to-handler delay at 3,000/s (ms)", f"{max(worsts):.1f}", "<= 100", max(worsts) <= 100)
+    hot = traced(exe, "latency.py", ["getppid", str(big)])
+    table.add("worst event-to-handler delay at full speed (ms)", f"{hot['worst_ns'] / 1e6:.1f}", "<= 100",
+              hot["worst_ns"] <= 100e6)
+
+    if not opts.no_write and not opts.quick:
+        write_results(table)
+    return 0
+
+
+def write_results(table: Table) -> None:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"""# Benchmark results
+
+Latest run of `make bench` (`bench/run.py`), {time.strftime('%Y-%m-%d %H:%M %Z')}.
+
+Machine: {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}.
+Workload: `tests/testprogs/workload getppid N` traced with `ebpfprof python -e {EVENT} -p PID SCRIPT`
+(scripts in `bench/scripts/`). Consumer CPU = the ebpfprof process's on-CPU time from attach to
+exit / events delivered. The bare-loop baseline calls the same handler from C with one prebuilt
+PerfEvent (`_ring.call_loop`). Machines here are noisy: compare ratios within one run.
+
+{table.markdown()}
+
+Reference points measured on this kind of machine (issue #4), same workload: perf-prof's python
+profiler uses 0.14-0.16 us/event counting, 0.31 us reading 4 fields, 0.9 us with to_dict(), loses
+1-8 % at full speed with its default buffers, and keeps ~15 % of the untraced workload rate.
+"""
+    (ROOT / "bench" / "RESULTS.md").write_text(text)
+    print("\nwrote bench/RESULTS.md")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -72,7 +72,7 @@ def cli() -> None:
               help="Kernel frames in callchains.")
 @click.option("--user-callchain/--no-user-callchain", default=True, show_default=True,
               help="User-space frames in callchains.")
-@click.option("--python-callchain", is_flag=True, help="Python frames of traced Python processes (not yet).")
+@click.option("--python-callchain", is_flag=True, help="Python frames of traced Python processes (not supported yet).")
 @click.option("-v", "--verbose", count=True, help="More diagnostics (-vv: print the BPF program).")
 @click.option("-q", "--quiet", is_flag=True, help="Fewer diagnostics.")
 @click.argument("module_and_args", nargs=-1, type=click.UNPROCESSED, metavar="[--] MODULE [ARGS...]")
@@ -86,6 +86,9 @@ def python(events, cpus, pids, tids, interval_ms, mmap_pages, exit_after, order,
     if not module_and_args:
         raise click.UsageError("missing MODULE: a script to run, or `help` for a template")
     module, *args = module_and_args
+    if python_callchain:
+        raise click.UsageError("--python-callchain is not supported yet: callchains hold kernel and "
+                               "native user frames only")
     config = RunConfig(
         events=tuple(events), module=None if module == "help" else module, args=tuple(args),
         cpus=cpus, pids=pids, tids=tids, interval_ms=interval_ms, mmap_pages=mmap_pages,

@@ -19,7 +19,8 @@ def build_testprog(name: str) -> Path:
     out = BIN / name
     if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
         BIN.mkdir(exist_ok=True)
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(out), str(src)], check=True)
+        subprocess.run(["gcc", "-O0", "-g", "-fno-omit-frame-pointer", "-Wall", "-o", str(out), str(src)],
+                       check=True)
     return out
 
 

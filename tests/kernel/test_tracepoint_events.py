@@ -205,3 +205,33 @@ def syscalls__sys_enter_kill(event):
     comm_column = lines[0][len("YYYY-MM-DD HH:MM:SS.uuuuuu "):][:16]
     assert comm_column == "%16s" % "workload"
     assert lines[1] == lines[0][len("YYYY-MM-DD HH:MM:SS.uuuuuu "):]
+
+
+def test_wildcard_expands_to_one_selector_per_tracepoint(tmp_path, workload_bin):
+    """syscalls:sys_enter_get*pid matches getpid, getppid, ...: each gets its own handler name."""
+    from ebpfprof.kernel.tracefs import list_tracepoints
+    import fnmatch
+
+    expected = sorted(n for s, n in list_tracepoints() if s == "syscalls" and fnmatch.fnmatchcase(n, "sys_enter_get*pid"))
+    assert "sys_enter_getppid" in expected and len(expected) >= 2
+    wl = Workload(workload_bin, "getppid", "40")
+    script = write_script(tmp_path, '''
+from collections import Counter
+seen = Counter()
+def syscalls__sys_enter_getppid(event):
+    seen["handler:getppid"] += 1
+def __sample__(event):
+    seen[event._event] += 1
+def __exit__():
+    print("SEEN", sorted(seen.items()))
+''')
+    tracer = Tracer(["-e", "syscalls:sys_enter_get*pid", "-p", str(wl.pid), str(script)])
+    try:
+        tracer.wait_attached()
+        assert f"attached {len(expected)} tracepoint(s)" in tracer.stderr
+        wl.go()
+        wl.finish()
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        wl.kill()
+    assert "SEEN [('handler:getppid', 40)]" in tracer.stdout

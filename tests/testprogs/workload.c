@@ -21,6 +21,22 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * kill(2) through our own syscall instruction, so that a user callchain starts in this
+ * binary (libc's syscall() has no frame pointer, and frame-pointer unwinding would stop there).
+ */
+__attribute__((noinline)) static long raw_kill(long pid, long sig)
+{
+#if defined(__x86_64__)
+	long ret;
+	__asm__ volatile("syscall" : "=a"(ret) : "0"((long)SYS_kill), "D"(pid), "S"(sig)
+			 : "rcx", "r11", "memory");
+	return ret;
+#else
+	return syscall(SYS_kill, pid, sig);
+#endif
+}
+
 static void wait_line(void)
 {
 	char buf[64];
@@ -60,7 +76,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(argv[1], "kill") == 0 && argc > 3) {
 		int sig = atoi(argv[3]);
 		for (long i = 0; i < n; i++)
-			syscall(SYS_kill, getpid(), sig);
+			raw_kill(getpid(), sig);
 	} else if (strcmp(argv[1], "openat") == 0 && argc > 3) {
 		for (long i = 0; i < n; i++) {
 			int fd = syscall(SYS_openat, AT_FDCWD, argv[3], O_RDONLY);

@@ -5,8 +5,7 @@ int ${fn}(void *ctx)
 	struct ep_scratch *sc;
 	u32 zero = 0, size = ${raw_size}, raw_padded, nr_frames, total;
 
-	if (!ep_task_wanted() || !${want_cpu}(bpf_get_smp_processor_id()))
-		return 0;
+${task_check}
 	if (!${filter_fn}(ctx))
 		return 0;
 	st = ep_cpu_state.lookup(&zero);
@@ -21,6 +20,6 @@ ${dynamic_size}
 	/* The verifier needs a bound it can see; total is below EP_SCRATCH_SIZE already. */
 	total &= EP_SCRATCH_SIZE - 1;
 	if (ep_ring.ringbuf_output(sc, total, ep_wakeup_flags(st)) != 0)
-		st->lost++;
+		st->lost += sc->s.lost + 1;     /* this record, and the losses it was to report */
 	return 0;
 }

@@ -6,6 +6,7 @@ exception, or by a signal turned into one) detaches every program and unmaps eve
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from . import _ring
 from .codegen import TaskFilter, TracepointProgram, generate_program
 from .config import RunConfig
 from .dispatch import Dispatcher, call_callback
-from .errors import ScriptError
+from .errors import ScriptError, UsageError
 from .kernel.event_format import EventFormat, FieldKind
 from .printing import EventPrinter
 from .script import Callbacks, find_callbacks, find_handler, load_module
@@ -152,6 +153,7 @@ def run_python(config: RunConfig) -> int:
     import_bcc()
     kernel_headers()
     resolved = resolve_selectors(config.events, config)
+    _check_tasks_exist(config)
     if config.module is None:
         raise ScriptError("no script given", hint="ebpfprof python -e EVENT script.py (or `help` for a template)")
     warning = headers_warning()
@@ -193,6 +195,14 @@ def run_python(config: RunConfig) -> int:
     call_callback(callbacks.exit)
     sys.stdout.flush()
     return 0
+
+
+def _check_tasks_exist(config: RunConfig) -> None:
+    for option, ids, what in (("-p", config.pids, "process"), ("-t", config.tids, "thread")):
+        for i in ids or ():
+            if not os.path.exists(f"/proc/{i}"):
+                raise UsageError(f"{option}: no {what} {i} is running",
+                                 hint="check with: ps -eLo pid,tid,comm | grep ...")
 
 
 def _call_init(callbacks: Callbacks) -> None:

@@ -147,14 +147,14 @@ class LoadedProgram:
 
     def _fill_maps(self) -> None:
         for name, ids in self.generated.maps_to_fill.items():
-            table = self._bpf[name]
+            table = self._bpf[name.encode()]
             for i in ids:
                 table[ctypes.c_uint32(i)] = ctypes.c_uint8(1)
 
     def _attach(self, tracepoint: str, fn_name: str) -> None:
         try:
             with _captured_stderr() as log:
-                self._bpf.attach_tracepoint(tp=tracepoint, fn_name=fn_name.encode())
+                self._bpf.attach_tracepoint(tp=tracepoint.encode(), fn_name=fn_name.encode())
         except Exception as e:
             text = log[0] if log else ""
             if "Failed to load BPF program" in str(e) or "verifier" in text.lower() or "processed" in text:
@@ -166,12 +166,12 @@ class LoadedProgram:
 
     @property
     def ring_fd(self) -> int:
-        return self._bpf["ep_ring"].map_fd
+        return self._bpf[b"ep_ring"].map_fd
 
     def lost_pending(self) -> int:
         """Records lost on any CPU after the last record that was written (read at exit)."""
         try:
-            values = self._bpf["ep_cpu_state"][ctypes.c_int(0)]
+            values = self._bpf[b"ep_cpu_state"][ctypes.c_int(0)]
         except Exception:
             return 0
         return sum(int(v.lost) for v in values)

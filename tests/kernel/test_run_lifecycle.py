@@ -264,3 +264,33 @@ def __exit__():
         for wl in wls:
             wl.kill()
     assert "N 100000 BACKWARDS 0 CPUS [0, 1]" in tracer.stdout, tracer.stdout
+
+
+def test_losses_are_counted_exactly_on_the_scratch_path(tmp_path, workload_bin):
+    """The same accounting for records built in the per-CPU scratch buffer (callchains)."""
+    k = 20000
+    wl = Workload(workload_bin, "getppid", str(k))
+    script = write_script(tmp_path, '''
+import time
+n = 0
+def syscalls__sys_enter_getppid(event):
+    global n
+    n += 1
+    if n < 100:
+        time.sleep(0.001)
+def __exit__():
+    print("DELIVERED", n)
+''')
+    tracer = Tracer(["-e", "syscalls:sys_enter_getppid//stack/", "--no-user-callchain", "-p", str(wl.pid),
+                     "-m", "1", str(script)])
+    try:
+        tracer.wait_attached()
+        wl.go()
+        wl.finish()
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        wl.kill()
+    delivered = int(re.search(r"DELIVERED (\d+)", tracer.stdout).group(1))
+    reported = sum(int(x) for x in re.findall(r"python: lost (\d+) events", tracer.stderr))
+    assert 0 < delivered < k
+    assert delivered + reported == k, tracer.stderr

@@ -69,6 +69,7 @@ class Dispatcher:
         self._lost_last_report = 0.0
         self._old_handlers: dict[int, object] = {}
         self._final_drain = False
+        self.exit_code: int | None = None     # set when a handler called sys.exit()
 
     # -- signals ------------------------------------------------------------------------------
     def _on_stop(self, signum, frame) -> None:
@@ -169,7 +170,12 @@ class Dispatcher:
                     poller.poll(timeout)
                 except InterruptedError:
                     pass
-                self._drain()
+                try:
+                    self._drain()
+                except SystemExit as e:   # sys.exit() in a handler: stop, still run __exit__
+                    self._stop_reason = "sys.exit() in a handler"
+                    self.exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                    break
                 if self._done():
                     break
                 now = time.monotonic()
@@ -188,7 +194,11 @@ class Dispatcher:
                         self._stop_reason = "end of input (the -p processes exited)"
             # Deliver what is still buffered (in order with --order), within the -N budget.
             self._final_drain = True
-            self.reader.drain(ordered=cfg.order, flush=True)
+            if self.exit_code is None:
+                try:
+                    self.reader.drain(ordered=cfg.order, flush=True)
+                except SystemExit as e:
+                    self.exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
             self._lost_at_end()
             self._report_lost(force=True)
         finally:

@@ -194,7 +194,7 @@ def run_python(config: RunConfig) -> int:
     sys.stdout.flush()
     call_callback(callbacks.exit)
     sys.stdout.flush()
-    return 0
+    return dispatcher.exit_code or 0
 
 
 def _check_tasks_exist(config: RunConfig) -> None:

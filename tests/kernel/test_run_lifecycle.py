@@ -294,3 +294,30 @@ def __exit__():
     reported = sum(int(x) for x in re.findall(r"python: lost (\d+) events", tracer.stderr))
     assert 0 < delivered < k
     assert delivered + reported == k, tracer.stderr
+
+
+def test_sys_exit_in_a_handler_stops_the_run_with_its_code(tmp_path, workload_bin):
+    wl = Workload(workload_bin, "getppid", "100")
+    script = write_script(tmp_path, '''
+import sys
+n = 0
+def syscalls__sys_enter_getppid(event):
+    global n
+    n += 1
+    if n == 5:
+        sys.exit(3)
+def __exit__():
+    print("EXIT", n)
+''')
+    tracer = Tracer(["-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid), str(script)])
+    try:
+        tracer.wait_attached()
+        held = program_ids_of(tracer.proc.pid)
+        wl.go()
+        rc = tracer.wait()
+    finally:
+        wl.kill()
+    assert rc == 3, tracer.stderr
+    assert "EXIT 5" in tracer.stdout
+    assert "Traceback" not in tracer.stderr
+    assert not held & loaded_program_ids()

@@ -1,0 +1,120 @@
+"""Smoke tests of the example scripts in tools/: each runs on live events from a known workload
+and its output must show that workload.
+
+The tools are run with the command line their docstring gives (the selectors of their shebang
+line), by absolute path, as `ebpfprof python ... tools/NAME.py`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from runner import ROOT, Tracer, Workload
+
+TOOLS = ROOT / "tools"
+
+
+def shebang_args(tool: str) -> list[str]:
+    """The ebpfprof options of a tool's shebang line: everything after `ebpfprof python`."""
+    first = (TOOLS / tool).read_text().splitlines()[0]
+    prefix = "#!/usr/bin/env -S ebpfprof python "
+    assert first.startswith(prefix), f"{tool}: unexpected shebang {first!r}"
+    return first[len(prefix):].split()
+
+
+def run_tool(tool: str, options: tuple[str, ...] = (), args: tuple[str, ...] = ()) -> Tracer:
+    """`ebpfprof python SHEBANG-OPTIONS OPTIONS tools/TOOL ARGS`, attached."""
+    tracer = Tracer([*shebang_args(tool), *options, str(TOOLS / tool), *args])
+    tracer.wait_attached()
+    return tracer
+
+
+def stop(tracer: Tracer) -> str:
+    tracer.signal(signal.SIGINT)
+    assert tracer.wait() == 0, tracer.stderr
+    return tracer.stdout
+
+
+def test_exec_snoop(tmp_path):
+    """Three execs of a uniquely named binary: three lines with our pid as PPID, one summary row."""
+    binary = tmp_path / "ebpfprof-smoke-true"
+    shutil.copy("/bin/true", binary)
+    tracer = run_tool("exec_snoop.py")
+    try:
+        for _ in range(3):
+            subprocess.run([str(binary), "arg1"], check=True)
+    finally:
+        out = stop(tracer)
+    lines = [l.split() for l in out.splitlines() if str(binary) in l]
+    live = [l for l in lines if re.fullmatch(r"\d+\.\d{3}", l[0])]
+    assert len(live) == 3, out
+    assert all(int(l[2]) == os.getpid() and l[3:] in ([str(binary), "arg1"], [str(binary), "-"])
+               for l in live), out
+    summary = [l for l in lines if l not in live]
+    assert summary == [["3", "3", summary[0][2], str(binary)]], out
+    assert out.splitlines()[0].split() == ["TIME(s)", "PID", "PPID", "PROGRAM", "ARGS"]
+
+
+def test_syscall_top(workload_bin):
+    """-p WORKLOAD making 5000 getppid() calls: the run's table has exactly that row."""
+    wl = Workload(workload_bin, "getppid", "5000")
+    try:
+        tracer = run_tool("syscall_top.py", options=("-p", str(wl.pid)), args=("3",))
+        wl.go()
+        wl.finish()                       # -p: the run ends with the workload
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        wl.kill()
+    out = tracer.stdout
+    whole = out[out.index("whole run:"):].splitlines()
+    assert ["workload", "getppid", "5,000"] == whole[2].split()[:3], out
+    assert len(whole) <= 2 + 3, out      # TOP=3
+
+
+def test_open_files(workload_bin):
+    """-p WORKLOAD opening a missing file 7 times: one row, 7 opens, 7 ENOENT."""
+    wl = Workload(workload_bin, "openat", "7", "/nonexistent/ebpfprof-smoke")
+    try:
+        tracer = run_tool("open_files.py", options=("-p", str(wl.pid)))
+        wl.go()
+        wl.finish()
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        wl.kill()
+    rows = [l.split() for l in tracer.stdout.splitlines()[1:] if l.strip()]
+    assert rows == [["workload", "1", "7", "7", "0", "0", "7", "ENOENT:7"]], tracer.stdout
+
+
+PINGPONG = r'''
+import ctypes, os
+ctypes.CDLL(None).prctl(15, b"ebpfprof-pong", 0, 0, 0)   # PR_SET_NAME: a name to find in the table
+r1, w1 = os.pipe(); r2, w2 = os.pipe()
+if os.fork() == 0:
+    for _ in range(2000):
+        os.read(r1, 1); os.write(w2, b"x")
+    os._exit(0)
+for _ in range(2000):
+    os.write(w1, b"x"); os.read(r2, 1)
+os.wait()
+'''
+
+
+def test_wakeup_latency():
+    """Two processes waking each other 2000 times: their command shows up with wakeups."""
+    tracer = run_tool("wakeup_latency.py", args=("100",))
+    try:
+        subprocess.run([sys.executable, "-c", PINGPONG], check=True, timeout=60)
+        time.sleep(1.2)                   # one -i 1000 interval at least
+    finally:
+        out = stop(tracer)
+    assert re.search(r"^\d+ wakeups completed in the last interval", out, re.M), out
+    rows = {l.split()[0]: l.split()[1:] for l in out[out.index("COMMAND"):].splitlines()[1:] if l.strip()}
+    assert "ebpfprof-pong" in rows, out
+    wakeups, p50, p99, worst = rows["ebpfprof-pong"]
+    assert int(wakeups) >= 1000 and 0 <= float(p50) <= float(p99) <= float(worst), out

@@ -30,10 +30,10 @@ struct ep_common {
 /*
  * A BPF program cannot read the real common header: the kernel stores a pt_regs pointer
  * there before it runs BPF and fills the header only afterwards, for perf. What BPF can know
- * is set: the event id, the thread; irq state and preempt depth are not visible, so the
- * flags say "irqs-off not supported" (ftrace's 'X') and the depth is 0.
+ * is set: the event id and the thread. Irq state, resched flags and preempt depth are not
+ * visible (they would need per-CPU kernel data), so flags and depth are 0 and event.print()
+ * shows 'X' (unknown) in the irqs-off column.
  */
-#define EP_TRACE_FLAG_IRQS_NOSUPPORT 0x02
 
 BPF_RINGBUF_OUTPUT(ep_ring, EP_RING_PAGES);
 
@@ -76,7 +76,7 @@ static __always_inline void ep_fill_common(void *raw, u16 event_id, u32 tid)
 	struct ep_common *c = raw;
 
 	c->common_type = event_id;
-	c->common_flags = EP_TRACE_FLAG_IRQS_NOSUPPORT;
+	c->common_flags = 0;
 	c->common_preempt_count = 0;
 	c->common_pid = tid;
 }

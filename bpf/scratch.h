@@ -2,7 +2,7 @@
  * A per-CPU scratch record for events whose size is only known at run time (__data_loc
  * payloads, callchains): built here, then copied into the ring with its exact size.
  */
-#define EP_RAW_MAX 4096                         /* tracepoint records are at most 8 KB; we keep 4 KB */
+#define EP_RAW_MAX 4096                         /* records are at most 8 KB; we keep 4088 bytes */
 #define EP_FRAMES_MAX (2 * (EP_MAX_STACK + 1))  /* kernel + user frames, one context marker each */
 
 #define EP_SCRATCH_SIZE 8192                    /* a power of two, so sizes can be masked */
@@ -15,11 +15,12 @@ struct ep_scratch {
 };
 BPF_PERCPU_ARRAY(ep_scratch, struct ep_scratch, 1);
 
-/* Copy the raw record (size bytes, size <= EP_RAW_MAX) and return its size padded to 8. */
+/* Copy the raw record (at most EP_RAW_MAX - 8 bytes kept) and return its size padded to 8. */
 static __always_inline u32 ep_copy_raw(struct ep_scratch *sc, void *ctx, u32 size, u16 event_id)
 {
-	if (size > EP_RAW_MAX)
-		size = EP_RAW_MAX;
+	/* Keep room for the padding: frames start at the padded size, inside raw[] or just after. */
+	if (size > EP_RAW_MAX - 8)
+		size = EP_RAW_MAX - 8;
 	if (size < 8)
 		size = 8;
 	bpf_probe_read_kernel(sc->raw + 8, (size - 8) & (EP_RAW_MAX - 1), ctx + 8);

@@ -417,10 +417,17 @@ static PyObject *perf_event_getattro(PerfEventObject *ev, PyObject *name)
     return res;
 }
 
+static int perf_event_setattro(PerfEventObject *ev, PyObject *name, PyObject *value)
+{
+    PyErr_Format(PyExc_AttributeError, "PerfEvent fields are read-only (setting '%U'); "
+                 "copy with to_dict() to change values", name);
+    return -1;
+}
+
 static PyObject *perf_event_subscript(PerfEventObject *ev, PyObject *key)
 {
     if (!PyUnicode_Check(key)) {
-        PyErr_Format(PyExc_KeyError, "%R", key);
+        PyErr_SetObject(PyExc_KeyError, key);
         return NULL;
     }
     Py_ssize_t pos = field_position(ev, key);
@@ -626,6 +633,7 @@ static PyTypeObject PerfEventType = {
     .tp_as_sequence = &perf_event_as_sequence,
     .tp_as_mapping = &perf_event_as_mapping,
     .tp_getattro = (getattrofunc)perf_event_getattro,
+    .tp_setattro = (setattrofunc)perf_event_setattro,
     .tp_iter = (getiterfunc)perf_event_iter,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .tp_doc = "One event; its fields are decoded when read. See docs/perfevent.md.",
@@ -696,7 +704,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     PyObject *classes;         /* tuple of EventClass */
-    PyObject *lost_handler;    /* callable(lost, start, end) or None */
+    PyObject *lost_handler;    /* the script's __lost__(start, end), or None */
     BpfRing *rings;
     int nr_rings;
     /* ordering */
@@ -866,8 +874,8 @@ static int call_lost(ReaderObject *self, u64 lost, u64 start, u64 end)
     self->lost += (long long)lost;
     if (self->lost_handler == Py_None)
         return 0;
-    PyObject *r = PyObject_CallFunction(self->lost_handler, "KKK", (unsigned long long)lost,
-                                        (unsigned long long)start, (unsigned long long)end);
+    PyObject *r = PyObject_CallFunction(self->lost_handler, "KK", (unsigned long long)start,
+                                        (unsigned long long)end);
     if (!r)
         return handle_handler_error();
     Py_DECREF(r);

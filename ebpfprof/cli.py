@@ -36,7 +36,9 @@ def _power_of_two(ctx, param, value):
     if value is None:
         return DEFAULT_MMAP_PAGES
     if value < 1 or value & (value - 1):
-        raise click.BadParameter(f"{value} is not a power of two (try {1 << max(0, value.bit_length() - 1) or 1} "
+        if value <= 1:
+            raise click.BadParameter(f"{value} is not a power of two (try 1)")
+        raise click.BadParameter(f"{value} is not a power of two (try {1 << (value.bit_length() - 1)} "
                                  f"or {1 << value.bit_length()})")
     return value
 

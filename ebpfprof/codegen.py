@@ -98,7 +98,10 @@ def _id_predicate(macro: str, ids: tuple[int, ...] | None, map_name: str,
         return f"#define {macro}(x) ({alts})"
     maps[map_name] = tuple(int(i) for i in ids)
     decls.append(f"BPF_HASH({map_name}, u32, u8, {len(ids)});")
-    return f"#define {macro}(x) ({map_name}.lookup(&(x)) != 0)"
+    # BCC rewrites map calls only outside macros: the lookup lives in a function.
+    fn = f"{map_name}_has"
+    decls.append(f"static __always_inline int {fn}(u32 id)\n{{\n\treturn {map_name}.lookup(&id) != 0;\n}}")
+    return f"#define {macro}(x) {fn}(x)"
 
 
 def _cpu_function(prog: TracepointProgram) -> tuple[str, str]:

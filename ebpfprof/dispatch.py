@@ -15,7 +15,7 @@ from typing import Callable
 
 from . import _ring
 from .config import DRAIN_PERIOD_MS, ORDER_WINDOW_NS, RunConfig
-from .script import Callbacks
+from .script import Callbacks, print_script_traceback
 
 __all__ = ["Dispatcher", "call_callback"]
 
@@ -29,11 +29,15 @@ def call_callback(fn: Callable | None, *args) -> bool:
         return True
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
+    except BaseException as e:
+        print_script_traceback(e)
         return False
+
+
+def _exit_status(e: SystemExit) -> int:
+    if e.code is None:
+        return 0
+    return e.code if isinstance(e.code, int) else 1
 
 
 def _monotonic_ns() -> int:
@@ -68,16 +72,16 @@ class Dispatcher:
         self._lost_reported = 0
         self._lost_last_report = 0.0
         self._old_handlers: dict[int, object] = {}
-        self._final_drain = False
         self.exit_code: int | None = None     # set when a handler called sys.exit()
 
     # -- signals ------------------------------------------------------------------------------
     def _on_stop(self, signum, frame) -> None:
         # The first signal ends the loop; what is already buffered is still delivered.
-        # A second one, while that final drain runs, stops it too.
-        if self._stop_reason and self._final_drain:
+        # A second one interrupts whatever runs (a handler stuck in a loop, the final drain).
+        if self._stop_reason:
             self.reader.stop()
-        self._stop_reason = self._stop_reason or signal.Signals(signum).name
+            raise KeyboardInterrupt
+        self._stop_reason = signal.Signals(signum).name
 
     def _on_stats(self, signum, frame) -> None:
         self._want_stats = True
@@ -147,6 +151,35 @@ class Dispatcher:
             return True
         return False
 
+    def _loop(self, poller, interval_s: float | None, next_interval: float | None) -> None:
+        cfg = self.config
+        next_pid_check = time.monotonic() + 0.1
+        while not self._done():
+            timeout = DRAIN_PERIOD_MS / 1000
+            if next_interval is not None:
+                timeout = max(0.0, min(timeout, next_interval - time.monotonic()))
+            try:
+                poller.poll(timeout)
+            except InterruptedError:
+                pass
+            self._drain()
+            if self._done():
+                break
+            now = time.monotonic()
+            if next_interval is not None and now >= next_interval:
+                call_callback(self.callbacks.interval)
+                next_interval += interval_s
+                if next_interval < now:   # a slow __interval__: do not fire a burst
+                    next_interval = now + interval_s
+            if self._want_stats:
+                self._want_stats = False
+                self.print_stats()
+            self._report_lost()
+            if cfg.pids and now >= next_pid_check:
+                next_pid_check = now + 0.1
+                if not any(_alive(p) for p in cfg.pids):
+                    self._stop_reason = "end of input (the -p processes exited)"
+
     def run(self) -> str:
         """Loop until done; returns why it stopped. __exit__ is the caller's (see session)."""
         cfg = self.config
@@ -159,46 +192,24 @@ class Dispatcher:
             poller.register(fd, select.EPOLLIN | select.EPOLLET)
         interval_s = cfg.interval_ms / 1000 if cfg.interval_ms else None
         next_interval = time.monotonic() + interval_s if interval_s else None
-        next_pid_check = time.monotonic() + 0.1
         self._install_signals()
         try:
-            while not self._done():
-                timeout = DRAIN_PERIOD_MS / 1000
-                if next_interval is not None:
-                    timeout = max(0.0, min(timeout, next_interval - time.monotonic()))
-                try:
-                    poller.poll(timeout)
-                except InterruptedError:
-                    pass
-                try:
-                    self._drain()
-                except SystemExit as e:   # sys.exit() in a handler: stop, still run __exit__
-                    self._stop_reason = "sys.exit() in a handler"
-                    self.exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-                    break
-                if self._done():
-                    break
-                now = time.monotonic()
-                if next_interval is not None and now >= next_interval:
-                    call_callback(self.callbacks.interval)
-                    next_interval += interval_s
-                    if next_interval < now:   # a slow __interval__: do not fire a burst
-                        next_interval = now + interval_s
-                if self._want_stats:
-                    self._want_stats = False
-                    self.print_stats()
-                self._report_lost()
-                if cfg.pids and now >= next_pid_check:
-                    next_pid_check = now + 0.1
-                    if not any(_alive(p) for p in cfg.pids):
-                        self._stop_reason = "end of input (the -p processes exited)"
+            try:
+                self._loop(poller, interval_s, next_interval)
+            except SystemExit as e:        # sys.exit() in a handler: stop, still run __exit__
+                self._stop_reason = "sys.exit() in a handler"
+                self.exit_code = _exit_status(e)
+            except KeyboardInterrupt:      # a second signal: stop now, still run __exit__
+                self._stop_reason = "interrupted twice"
+                self.exit_code = 130
             # Deliver what is still buffered (in order with --order), within the -N budget.
-            self._final_drain = True
             if self.exit_code is None:
                 try:
                     self.reader.drain(ordered=cfg.order, flush=True)
                 except SystemExit as e:
-                    self.exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                    self.exit_code = _exit_status(e)
+                except KeyboardInterrupt:
+                    self.exit_code = 130
             self._lost_at_end()
             self._report_lost(force=True)
         finally:

@@ -19,21 +19,41 @@ from .kernel.event_format import EventFormat
 
 __all__ = ["EventPrinter", "format_flags"]
 
-# ftrace's TRACE_FLAG_* bits in common_flags
+# ftrace's TRACE_FLAG_* bits in common_flags (include/linux/trace_events.h, Linux 6.13+;
+# before 6.13, 0x02 was IRQS_NOSUPPORT, shown as 'X' in the irqs-off column)
 _IRQS_OFF = 0x01
-_IRQS_NOSUPPORT = 0x02
+_NEED_RESCHED_LAZY = 0x02
 _NEED_RESCHED = 0x04
 _HARDIRQ = 0x08
 _SOFTIRQ = 0x10
 _PREEMPT_RESCHED = 0x20
 _NMI = 0x40
+_BH_OFF = 0x80
+
+_RESCHED = {
+    _NEED_RESCHED | _NEED_RESCHED_LAZY | _PREEMPT_RESCHED: "B",
+    _NEED_RESCHED | _PREEMPT_RESCHED: "N",
+    _NEED_RESCHED_LAZY | _PREEMPT_RESCHED: "L",
+    _NEED_RESCHED | _NEED_RESCHED_LAZY: "b",
+    _NEED_RESCHED: "n",
+    _NEED_RESCHED_LAZY: "l",
+    _PREEMPT_RESCHED: "p",
+}
 
 
-def format_flags(flags: int, preempt_count: int) -> str:
-    """The 4-character latency column ftrace prints: irqs-off, need-resched, irq context, depth."""
-    irqs = "d" if flags & _IRQS_OFF else "X" if flags & _IRQS_NOSUPPORT else "."
-    nr, pr = flags & _NEED_RESCHED, flags & _PREEMPT_RESCHED
-    resched = "N" if nr and pr else "n" if nr else "p" if pr else "."
+def format_flags(flags: int, preempt_count: int, *, known: bool = True) -> str:
+    """The 4-character latency column ftrace prints: irqs-off, need-resched, irq context, depth.
+
+    ``known=False`` marks a header BPF could not see (see bpf/prelude.h): the irqs-off column
+    shows 'X', as ftrace does where irq state cannot be read.
+    """
+    bh_off = flags & _BH_OFF
+    if not known:
+        irqs = "X"
+    else:
+        irqs = ("D" if flags & _IRQS_OFF and bh_off else "d" if flags & _IRQS_OFF
+                else "b" if bh_off else ".")
+    resched = _RESCHED.get(flags & (_NEED_RESCHED | _NEED_RESCHED_LAZY | _PREEMPT_RESCHED), ".")
     hard, soft, nmi = flags & _HARDIRQ, flags & _SOFTIRQ, flags & _NMI
     ctx = ("Z" if nmi and hard else "z" if nmi else "H" if hard and soft else "h" if hard
            else "s" if soft else ".")
@@ -96,7 +116,9 @@ class EventPrinter:
             head += f".{real // 1000 % 1_000_000:06d} "
         flags = "...."
         if fmt is not None and "common_flags" in event:
-            flags = format_flags(event.common_flags, event.common_preempt_count)
+            # Events collected by BPF carry a header it filled itself (header_known False).
+            flags = format_flags(event.common_flags, event.common_preempt_count,
+                                 known=getattr(info, "header_known", True))
         return (f"{head}{self._comms[event._tid]:>16} {event._tid:6d} {flags} [{event._cpu:03d}] "
                 f"{t // 1_000_000_000}.{t // 1000 % 1_000_000:06d}: {event._event}: "
                 f"{self._render_fields(fmt, event)}")

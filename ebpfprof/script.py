@@ -21,7 +21,8 @@ from typing import Callable
 
 from .errors import ScriptError
 
-__all__ = ["load_module", "Callbacks", "find_callbacks", "handler_name", "CALLBACK_NAMES"]
+__all__ = ["load_module", "Callbacks", "find_callbacks", "handler_name", "print_script_traceback",
+           "CALLBACK_NAMES"]
 
 CALLBACK_NAMES = ("__init__", "__exit__", "__interval__", "__print_stat__", "__lost__", "__sample__")
 
@@ -43,11 +44,17 @@ def _module_name_for(path: str) -> str:
     return base.split(".", 1)[0]
 
 
-def _print_script_traceback(exc: BaseException) -> None:
-    """The script's own traceback, without the frames of our import machinery."""
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def print_script_traceback(exc: BaseException) -> None:
+    """The script's own traceback on stderr: the leading frames of ebpfprof and of the
+    import machinery (which only called into the script) are left out."""
     tb = exc.__traceback__
-    while tb is not None and (tb.tb_frame.f_code.co_filename == __file__
-                              or "importlib" in tb.tb_frame.f_code.co_filename):
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not (filename.startswith(_PACKAGE_DIR + os.sep) or "importlib" in filename):
+            break
         tb = tb.tb_next
     traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
 
@@ -108,7 +115,7 @@ def load_module(spec: str, args: tuple[str, ...] | list[str] = ()) -> ModuleType
     except BaseException as e:  # the script's own error: show its traceback
         if isinstance(e, KeyboardInterrupt):
             raise
-        _print_script_traceback(e)
+        print_script_traceback(e)
         kind = type(e).__name__
         raise ScriptError(f"cannot load script {spec}: {kind}: {e}") from None
 

@@ -19,7 +19,8 @@ from .dispatch import Dispatcher, call_callback
 from .errors import ScriptError, UsageError
 from .kernel.event_format import EventFormat, FieldKind
 from .printing import EventPrinter
-from .script import Callbacks, find_callbacks, find_handler, load_module
+from .script import Callbacks, find_callbacks, find_handler, load_module, print_script_traceback
+from .kernel import tracefs
 from .selector.resolve import ResolvedTracepoint, resolve_selectors
 
 __all__ = ["run_python", "TracingSession", "EventInfo", "event_classes"]
@@ -42,6 +43,8 @@ class EventInfo:
 
     format: EventFormat
     resolved: ResolvedTracepoint | None = None
+    # BPF cannot read the record's common header: irq/preempt state is unknown (bpf/prelude.h)
+    header_known: bool = False
 
 
 def field_specs(fmt: EventFormat) -> list[tuple[str, int, int, int, bool]]:
@@ -67,8 +70,8 @@ def ring_size(config: RunConfig) -> int:
 
 
 def build_program(config: RunConfig, resolved: list[ResolvedTracepoint]):
-    """Generate the run's BPF C and start compiling it in the background."""
-    from .sources.bpf import ProgramBuild
+    """Generate the run's BPF C and compile it (its maps exist afterwards; nothing is attached)."""
+    from .sources.bpf import LoadedProgram
 
     ring_bytes = ring_size(config)
     records = ring_bytes // 64
@@ -81,7 +84,7 @@ def build_program(config: RunConfig, resolved: list[ResolvedTracepoint]):
                                  ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every)
     if config.verbose >= 2:
         sys.stderr.write(generated.text)
-    return ProgramBuild(generated, debug=config.verbose >= 3)
+    return LoadedProgram(generated, debug=config.verbose >= 3)
 
 
 class TracingSession:
@@ -159,30 +162,26 @@ def run_python(config: RunConfig) -> int:
     warning = headers_warning()
     if warning:
         log(warning)
+    if config.verbose >= 1 and tracefs.mounted_by_us:
+        log(f"mounted tracefs at {tracefs.tracefs_root()}")
 
-    # clang compiles the program while the script loads; nothing is attached before __init__.
-    build = build_program(config, resolved)
-    try:
-        module = load_module(config.module, config.args)
-        callbacks = find_callbacks(module)
-        _install_hooks()
-        classes = event_classes(resolved, module, callbacks)
-        program = build.result()
-    except BaseException:
-        build.cancel()
-        raise
+    # The script loads first: its mistakes are reported before the 0.3 s compile. (Not in
+    # parallel: libbcc changes the working directory while it compiles.)
+    module = load_module(config.module, config.args)
+    callbacks = find_callbacks(module)
+    _install_hooks()
+    classes = event_classes(resolved, module, callbacks)
+    program = build_program(config, resolved)
     try:
         unhandled = [c.name for c in classes if c.handler is None]
         if unhandled:
             log(f"no handler and no __sample__ for {', '.join(unhandled)}: those events are dropped")
-        lost_cb = callbacks.lost
-        lost_handler = (lambda n, start, end: lost_cb(start, end)) if lost_cb else None
         _call_init(callbacks)
     except BaseException:
         program.close()
         raise
 
-    with TracingSession(config, program, classes, lost_handler) as session:
+    with TracingSession(config, program, classes, callbacks.lost) as session:
         if config.verbose >= 1:
             names = ", ".join(r.format.full_name for r in resolved[:8]) + (", ..." if len(resolved) > 8 else "")
             log(f"attached {len(resolved)} tracepoint(s): {names}")
@@ -213,8 +212,6 @@ def _call_init(callbacks: Callbacks) -> None:
         callbacks.init()
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
+    except BaseException as e:
+        print_script_traceback(e)
         raise ScriptError("the script's __init__() raised an exception; nothing was attached") from None

@@ -91,10 +91,14 @@ def script_template(events: tuple[str, ...], resolved: list[ResolvedTracepoint],
                     options: list[str] | None = None) -> str:
     """The template text; ``options`` are the other command-line options to repeat in the header."""
     event_arg = ",".join(events)
+    # Line breaks would end the comment lines; everything else (spaces in filter strings
+    # included) is kept exactly, so the command runs the same selectors.
+    event_arg = event_arg.replace("\r", " ").replace("\n", " ")
     command = " ".join(["ebpfprof", "python", "-e", shlex.quote(event_arg), *(options or [])])
-    one_line = " ".join(event_arg.split())
-    out = [_HEADER.format(command=" ".join(command.split()), events_comment=one_line,
-                          events_repr=repr(event_arg))]
+    out = [_HEADER.format(command=command, events_comment=event_arg, events_repr=repr(event_arg))]
+    if len(out[0].split("\n", 1)[0].encode()) > 255:
+        # Linux reads at most 255 bytes of a #! line: a longer one would run something else.
+        out[0] = "# (selectors too long for a #! line: run it with the command below)\n" + out[0].split("\n", 1)[1]
     seen: set[str] = set()
     for r in resolved:
         if r.handler in seen:   # two selectors, one handler (same alias): write it once

@@ -47,7 +47,8 @@ STRING_KINDS = frozenset({FieldKind.STRING, FieldKind.DYN_STRING, FieldKind.REL_
 DYNAMIC_KINDS = frozenset({FieldKind.DYN_STRING, FieldKind.DYN_ARRAY,
                            FieldKind.REL_STRING, FieldKind.REL_ARRAY})
 
-_CHAR_TYPES = frozenset({"char", "signed char", "unsigned char", "const char"})
+# "unsigned char" arrays hold bytes (MAC addresses, hashes), not text.
+_CHAR_TYPES = frozenset({"char", "signed char", "const char"})
 
 
 @dataclass(frozen=True)

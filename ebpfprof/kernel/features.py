@@ -44,7 +44,8 @@ def require_privileges() -> None:
         return
     raise PermissionProblem(
         "loading BPF programs needs root or CAP_BPF+CAP_PERFMON",
-        hint="run with sudo, or grant them: sudo setcap cap_bpf,cap_perfmon+ep $(readlink -f $(which python3))")
+        hint="run with sudo (or give the process CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH, "
+             "e.g. with setpriv or a systemd unit's AmbientCapabilities)")
 
 
 class KernelHeaders:

@@ -1,8 +1,8 @@
 """Where tracefs is, what tracepoints exist, and their formats.
 
 tracefs is normally at /sys/kernel/tracing; older set-ups only have it under
-/sys/kernel/debug/tracing. If neither is mounted we mount it (and say so with -v); the mount
-is left in place because other tools expect it there too.
+/sys/kernel/debug/tracing. If neither is mounted we mount it (the CLI says so with -v); the
+mount is left in place because other tools expect it there too.
 """
 from __future__ import annotations
 
@@ -33,18 +33,38 @@ def _mount_tracefs(path: str) -> None:
                           hint="is CONFIG_TRACING enabled? try: mount -t tracefs nodev /sys/kernel/tracing")
 
 
+def _mounted_tracefs() -> list[str]:
+    try:
+        with open("/proc/self/mounts") as f:
+            return [line.split()[1] for line in f if line.split()[2:3] == ["tracefs"]]
+    except OSError:
+        return []
+
+
+# True once this process mounted tracefs (the CLI says so with -v).
+mounted_by_us = False
+
+
 @lru_cache(maxsize=1)
 def tracefs_root() -> str:
     """The tracefs directory, mounting it at /sys/kernel/tracing if needed."""
+    global mounted_by_us
     override = os.environ.get("EBPFPROF_TRACEFS")
     if override:
         return override
     for path in _CANDIDATES:
         if os.path.isdir(os.path.join(path, "events")):
             return path
+    mounted = [p for p in _CANDIDATES if p in _mounted_tracefs()]
+    if mounted:
+        # Mounted, but we may not look inside (tracefs is root-only: drwx------).
+        raise PermissionProblem(f"cannot read tracefs at {mounted[0]}",
+                                hint="run as root; with capabilities instead, add CAP_DAC_READ_SEARCH "
+                                     "to CAP_BPF+CAP_PERFMON")
     if os.path.isdir(_CANDIDATES[0]):
         _mount_tracefs(_CANDIDATES[0])
         if os.path.isdir(os.path.join(_CANDIDATES[0], "events")):
+            mounted_by_us = True
             return _CANDIDATES[0]
     raise KernelError("tracefs is not available (no /sys/kernel/tracing/events)",
                       hint="mount it: mount -t tracefs nodev /sys/kernel/tracing")

@@ -140,7 +140,8 @@ class _Parser:
             path = self.text[self.pos:end]
             self.pos = end
         if not path:
-            raise self.error("empty file name after '@'", self.pos)
+            raise self.error("empty file name after '@'", self.pos,
+                             hint='quote the file, since a path holds \'/\': uprobe:func@"/path/to/binary"')
         return path
 
     # -- profiler := NAME [section] -------------------------------------------------------------

@@ -86,8 +86,19 @@ def _compile_filter(sel: TracepointSelector, fmt: EventFormat, index: int) -> tu
         from ..filter import compile_filter
     except ImportError:
         raise SelectorError(f"{sel.text}: filters are not supported by this build") from None
+    from ..filter import FilterError
+    from .parser import KNOWN_ATTRS
+
     fn = f"ep_sel{index}_filter"
-    compiled = compile_filter(sel.filter, fmt, selector=fmt.full_name, fn_name=fn)
+    try:
+        compiled = compile_filter(sel.filter, fmt, selector=fmt.full_name, fn_name=fn)
+    except FilterError as e:
+        key = sel.filter.strip().split("=", 1)[0]
+        if key in KNOWN_ATTRS and not e.hint:
+            # sys:name/stack/ — an ATTR where the filter goes.
+            e.hint = (f"'{sel.filter.strip()}' is an ATTR; ATTRs come after the filter: "
+                      f"{sel.system}:{sel.name}//{sel.filter.strip()}/")
+        raise
     return compiled.c_code, fn
 
 

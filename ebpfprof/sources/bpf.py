@@ -11,7 +11,6 @@ import importlib.util
 import os
 import sys
 import tempfile
-import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -19,7 +18,7 @@ from ..codegen import GeneratedProgram
 from ..errors import KernelError, MissingDependency
 from ..kernel.features import kernel_headers
 
-__all__ = ["import_bcc", "LoadedProgram", "ProgramBuild", "headers_warning", "BCC_PACKAGE_HINT"]
+__all__ = ["import_bcc", "LoadedProgram", "headers_warning", "BCC_PACKAGE_HINT"]
 
 BCC_PACKAGE_HINT = "install it: apt-get install python3-bpfcc (Debian/Ubuntu) — BCC is not on PyPI"
 _SYSTEM_SITES = ("/usr/lib/python3/dist-packages", "/usr/lib/python3/site-packages",
@@ -120,13 +119,13 @@ def _prog_recursion_misses(fd: int) -> int:
 class LoadedProgram:
     """A generated program: compiled (maps created) by the constructor, attached by attach().
 
-    ``close()`` detaches and releases everything. Compiling may run in a thread (see
-    ProgramBuild): it does not touch fd 2, so the main thread's stderr stays its own.
+    ``close()`` detaches and releases everything.
     """
 
     def __init__(self, generated: GeneratedProgram, *, debug: bool = False) -> None:
         self.generated = generated
         self._bpf = None
+        self._attach_fds: list[int] = []
         bcc = import_bcc()
         try:
             self._bpf = bcc.BPF(text=generated.text.encode(), debug=0x20 if debug else 0)
@@ -152,17 +151,26 @@ class LoadedProgram:
                 table[ctypes.c_uint32(i)] = ctypes.c_uint8(1)
 
     def _attach(self, tracepoint: str, fn_name: str) -> None:
+        # Not BPF.attach_tracepoint(): it keeps one perf fd per tracepoint name, so a second
+        # program on the same tracepoint (alias=) would orphan the first one's fd. We keep
+        # every fd and close them ourselves.
+        bcc = import_bcc()
         try:
             with _captured_stderr() as log:
-                self._bpf.attach_tracepoint(tp=tracepoint.encode(), fn_name=fn_name.encode())
-        except Exception as e:
+                fn = self._bpf.load_func(fn_name.encode(), bcc.BPF.TRACEPOINT)
+        except Exception:
             text = log[0] if log else ""
-            if "Failed to load BPF program" in str(e) or "verifier" in text.lower() or "processed" in text:
-                path = _save_log("verifier", text, self.generated.text)
-                raise KernelError(f"the kernel's verifier rejected the program for {tracepoint}: "
-                                  f"{_last_meaningful_line(text)}",
-                                  hint=f"the verifier log and program are in {path}") from None
-            raise KernelError(f"cannot attach to tracepoint {tracepoint}: {e}") from None
+            path = _save_log("verifier", text, self.generated.text)
+            raise KernelError(f"the kernel's verifier rejected the program for {tracepoint}: "
+                              f"{_last_meaningful_line(text)}",
+                              hint=f"the verifier log and program are in {path}") from None
+        system, name = tracepoint.split(":", 1)
+        with _captured_stderr() as log:
+            fd = bcc.libbcc.lib.bpf_attach_tracepoint(fn.fd, system.encode(), name.encode())
+        if fd < 0:
+            reason = _last_meaningful_line(log[0]) if log and log[0].strip() else "refused"
+            raise KernelError(f"cannot attach to tracepoint {tracepoint}: {reason}")
+        self._attach_fds.append(fd)
 
     @property
     def ring_fd(self) -> int:
@@ -201,41 +209,12 @@ class LoadedProgram:
         return ids
 
     def close(self) -> None:
+        # Closing a perf fd detaches its program; then BCC releases programs and maps.
+        while self._attach_fds:
+            os.close(self._attach_fds.pop())
         if self._bpf is not None:
             bpf, self._bpf = self._bpf, None
             bpf.cleanup()
-
-
-class ProgramBuild:
-    """Compile a program in a background thread (clang runs without the GIL), so the user's
-    script loads meanwhile; ``result()`` waits for it, ``cancel()`` releases it if unused."""
-
-    def __init__(self, generated: GeneratedProgram, *, debug: bool = False) -> None:
-        self._program: LoadedProgram | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(generated, debug),
-                                         name="ebpfprof-compile", daemon=True)
-        self._thread.start()
-
-    def _run(self, generated: GeneratedProgram, debug: bool) -> None:
-        try:
-            self._program = LoadedProgram(generated, debug=debug)
-        except BaseException as e:  # handed to the main thread by result()
-            self._error = e
-
-    def result(self) -> LoadedProgram:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._program is not None
-        program, self._program = self._program, None
-        return program
-
-    def cancel(self) -> None:
-        self._thread.join()
-        if self._program is not None:
-            self._program.close()
-            self._program = None
 
 
 def headers_warning() -> str | None:

@@ -71,14 +71,6 @@ def __exit__():
     assert f"COMPILED {so[0]}" in tracer.stdout
 
 
-# Until the cwd bug below (test_script_loads_in_its_own_working_directory) is fixed, anything
-# resolved against the cwd while the script loads fails in some runs: the tests that are about
-# relative names say so (xfail, not strict); the others give the script by absolute path.
-CWD_RACE = pytest.mark.xfail(strict=False, reason="BUG (intermittent): the script's cwd changes while it "
-                                                  "loads; see test_script_loads_in_its_own_working_directory")
-
-
-@CWD_RACE
 def test_module_name_found_from_the_cwd(tmp_path, workload_bin):
     write_script(tmp_path, ARGV_COUNTER, "cwd_counter_mod.py")
     tracer = traced_run(tmp_path, workload_bin, 40, ["cwd_counter_mod", "x"], cwd=tmp_path)
@@ -87,7 +79,6 @@ def test_module_name_found_from_the_cwd(tmp_path, workload_bin):
     assert f"FILE {tmp_path / 'cwd_counter_mod.py'}" in tracer.stdout
 
 
-@CWD_RACE
 def test_relative_script_path(tmp_path, workload_bin):
     (tmp_path / "sub").mkdir()
     write_script(tmp_path / "sub", ARGV_COUNTER)
@@ -157,10 +148,6 @@ def test_shebang_script_runs_directly(tmp_path, workload_bin, name):
     assert "ebpfprof: error" not in proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: session.run_python compiles the BPF program in a thread while "
-                                       "the script loads; BCC's compile chdir()s into the kernel headers "
-                                       "directory, so the script's cwd changes under it (relative paths: "
-                                       "'script not found' about 1 run in 10, open('x') at import fails)")
 def test_script_loads_in_its_own_working_directory(tmp_path, workload_bin):
     write_script(tmp_path, ARGV_COUNTER + '''
 import os, time

@@ -25,22 +25,24 @@ def __exit__():
 
 
 def test_session_releases_every_fd_in_process():
-    """TracingSession closes every BPF and perf fd it opened, also when its body raises."""
+    """TracingSession closes every BPF and perf fd it opened, also when its body raises, and
+    also with two programs on one tracepoint (alias=)."""
     from ebpfprof.config import RunConfig
     from ebpfprof.session import TracingSession, build_program, event_classes
     from ebpfprof.script import Callbacks
     from ebpfprof.selector.resolve import resolve_selectors
 
-    config = RunConfig(events=("syscalls:sys_enter_getppid,sched:sched_process_exec",))
+    config = RunConfig(events=("syscalls:sys_enter_getppid,syscalls:sys_enter_getppid//alias=again/,"
+                               "sched:sched_process_exec",))
     before = kernel_fds_of()
     resolved = resolve_selectors(config.events, config)
     classes = event_classes(resolved, None, Callbacks(sample=lambda e: None))
     for raise_inside in (False, True):
-        program = build_program(config, resolved).result()
+        program = build_program(config, resolved)
         with pytest.raises(RuntimeError) if raise_inside else _nothing():
             with TracingSession(config, program, classes, None) as session:
                 held = program_ids_of()
-                assert len(held) == 2, "one program per tracepoint while attached"
+                assert len(held) == 3, "one program per selector while attached"
                 assert kernel_fds_of() != before
                 session.reader.drain()
                 if raise_inside:
@@ -320,4 +322,32 @@ def __exit__():
     assert rc == 3, tracer.stderr
     assert "EXIT 5" in tracer.stdout
     assert "Traceback" not in tracer.stderr
+    assert not held & loaded_program_ids()
+
+
+def test_second_sigint_stops_a_handler_that_never_returns(tmp_path, workload_bin):
+    wl = Workload(workload_bin, "getppid", "3")
+    script = write_script(tmp_path, '''
+def syscalls__sys_enter_getppid(event):
+    print("STUCK", flush=True)
+    while True:
+        pass
+def __exit__():
+    print("EXIT RAN", flush=True)
+''')
+    tracer = Tracer(["-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid), str(script)])
+    try:
+        tracer.wait_attached()
+        held = program_ids_of(tracer.proc.pid)
+        wl.go()
+        time.sleep(0.5)
+        tracer.signal(signal.SIGINT)
+        time.sleep(0.2)
+        assert tracer.proc.poll() is None, "one signal only asks to stop"
+        tracer.signal(signal.SIGINT)
+        rc = tracer.wait(timeout=10)
+    finally:
+        wl.kill()
+    assert rc == 130
+    assert "STUCK" in tracer.stdout and "EXIT RAN" in tracer.stdout
     assert not held & loaded_program_ids()

@@ -122,10 +122,7 @@ def long_path_copy_of_true(base: Path, length: int) -> Path:
 
 @pytest.mark.parametrize("attrs", [
     "",
-    pytest.param("stack", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: bpf/scratch.h ep_copy_stack puts the frames at raw + (raw_padded & (EP_RAW_MAX - 1)); "
-        "a record clamped to EP_RAW_MAX (4096) pads to 4096, the mask makes it 0, and the callchain "
-        "overwrites the start of the record (common_type 0xff80, filename ''))"))),
+    "stack",
 ])
 def test_data_loc_payload_of_4_kb(tmp_path, attrs):
     target = long_path_copy_of_true(tmp_path, 4085)      # record: 20 + 4086 bytes, more than 4096

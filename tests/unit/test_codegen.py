@@ -210,19 +210,13 @@ def test_long_pid_list_goes_to_a_hash_map():
     g = CASES["pids_long"]()
     n = INLINE_ID_LIMIT + 8
     assert f"BPF_HASH(ep_tgids, u32, u8, {n});" in g.text
-    assert "#define EP_WANT_TGID(x) (ep_tgids.lookup(&(x)) != 0)" in g.text
+    assert "#define EP_WANT_TGID(x) ep_tgids_has(x)" in g.text
+    assert "return ep_tgids.lookup(&id) != 0;" in g.text
     assert "#define EP_WANT_TID(x) ((x) == 7U)" in g.text
     assert g.maps_to_fill == {"ep_tgids": tuple(range(1000, 1000 + n))}
 
 
-_MACRO_MAP_BUG = pytest.mark.xfail(
-    strict=True, reason="BUG: codegen._id_predicate puts ep_tgids.lookup() inside #define EP_WANT_TGID; "
-                        "BCC refuses 'cannot use map function inside a macro', so -p/-t with more than "
-                        "INLINE_ID_LIMIT ids cannot compile")
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=_MACRO_MAP_BUG) if c == "pids_long" else c
-                                  for c in sorted(CASES)])
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_no_map_call_inside_a_macro(case):
     """BCC rewrites map calls (m.lookup(...)) only outside macros."""
     text = CASES[case]().text

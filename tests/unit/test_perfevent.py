@@ -142,8 +142,6 @@ def test_missing_field_is_named(wakeup):
         wakeup[0]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _ring.c perf_event_subscript raises KeyError(repr(key)) for a "
-                                       "non-str key (KeyError('0') for event[0]) instead of KeyError(key)")
 def test_non_string_key_error_carries_the_key(wakeup):
     with pytest.raises(KeyError) as info:
         wakeup[0]

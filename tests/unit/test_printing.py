@@ -41,18 +41,24 @@ needs_libtraceevent = pytest.mark.skipif(_libtraceevent_missing() is not None,
 
 # -- the latency column ---------------------------------------------------------------------------------
 
-# ftrace's TRACE_FLAG_* (include/linux/trace_events.h, the kernels that still have IRQS_NOSUPPORT)
-IRQS_OFF, IRQS_NOSUPPORT, NEED_RESCHED, HARDIRQ, SOFTIRQ, PREEMPT_RESCHED, NMI, BH_OFF = (
+# ftrace's TRACE_FLAG_* (include/linux/trace_events.h, Linux 6.13+)
+IRQS_OFF, NEED_RESCHED_LAZY, NEED_RESCHED, HARDIRQ, SOFTIRQ, PREEMPT_RESCHED, NMI, BH_OFF = (
     0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80)
 
 
 def ftrace_lat_fmt(flags: int, preempt_count: int) -> str:
-    """kernel/trace/trace_output.c:trace_print_lat_fmt, in the 4-column layout SPEC §5 shows."""
+    """kernel/trace/trace_output.c:trace_print_lat_fmt (6.13+), in the 4-column layout of SPEC §5."""
     nmi, hardirq, softirq, bh_off = flags & NMI, flags & HARDIRQ, flags & SOFTIRQ, flags & BH_OFF
-    irqs_off = ("D" if flags & IRQS_OFF and bh_off else "d" if flags & IRQS_OFF else "b" if bh_off
-                else "X" if flags & IRQS_NOSUPPORT else ".")
-    need_resched = {NEED_RESCHED | PREEMPT_RESCHED: "N", NEED_RESCHED: "n", PREEMPT_RESCHED: "p"}.get(
-        flags & (NEED_RESCHED | PREEMPT_RESCHED), ".")
+    irqs_off = "D" if flags & IRQS_OFF and bh_off else "d" if flags & IRQS_OFF else "b" if bh_off else "."
+    need_resched = {
+        NEED_RESCHED | NEED_RESCHED_LAZY | PREEMPT_RESCHED: "B",
+        NEED_RESCHED | PREEMPT_RESCHED: "N",
+        NEED_RESCHED_LAZY | PREEMPT_RESCHED: "L",
+        NEED_RESCHED | NEED_RESCHED_LAZY: "b",
+        NEED_RESCHED: "n",
+        NEED_RESCHED_LAZY: "l",
+        PREEMPT_RESCHED: "p",
+    }.get(flags & (NEED_RESCHED | NEED_RESCHED_LAZY | PREEMPT_RESCHED), ".")
     hardsoft = ("Z" if nmi and hardirq else "z" if nmi else "H" if hardirq and softirq else "h" if hardirq
                 else "s" if softirq else ".")
     depth = "%x" % (preempt_count & 0xF) if preempt_count & 0xF else "."
@@ -64,21 +70,21 @@ PREEMPT_COUNTS = (0, 1, 2, 7, 9, 0xA, 0xF, 0x10, 0x21, 0xFF)
 
 @pytest.mark.parametrize("preempt", PREEMPT_COUNTS)
 def test_flags_match_ftrace(preempt):
-    for flags in range(0x80):
+    for flags in range(0x100):
         assert format_flags(flags, preempt) == ftrace_lat_fmt(flags, preempt), hex(flags)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: printing.format_flags ignores TRACE_FLAG_BH_OFF (0x80): "
-                                       "ftrace prints 'b' (BH off) and 'D' (irqs and BH off)")
-def test_bh_off_flag_matches_ftrace():
-    for flags in range(0x80, 0x100):
-        assert format_flags(flags, 0) == ftrace_lat_fmt(flags, 0), hex(flags)
+def test_unknown_header_shows_x_in_the_irqs_column():
+    for flags in range(0x100):
+        known = format_flags(flags, 3)
+        assert format_flags(flags, 3, known=False) == "X" + known[1:]
 
 
 @pytest.mark.parametrize("flags, preempt, text", [
     (0x00, 0, "...."),
     (0x25, 7, "dN.7"),            # SPEC §5's example
-    (0x02, 0, "X..."),            # what our BPF programs write: irqs-off state not visible
+    (0x02, 0, ".l.."),            # NEED_RESCHED_LAZY (6.13+)
+    (0x26, 0, ".B.."),
     (0x04, 1, ".n.1"),
     (0x20, 0, ".p.."),
     (0x08, 2, "..h2"),
@@ -86,6 +92,8 @@ def test_bh_off_flag_matches_ftrace():
     (0x18, 0, "..H."),
     (0x40, 0, "..z."),
     (0x48, 0xF, "..Zf"),
+    (0x80, 0, "b..."),
+    (0x81, 0, "D..."),
     (0x01, 0x10, "d..."),          # only the low nibble is the preempt depth
 ])
 def test_flag_examples(flags, preempt, text):
@@ -106,7 +114,7 @@ def _reset_module_state():
 def make(fmt_name: str, raw: bytes, *, time_ns=767594114000, pid=0, tid=0, cpu=0, name=None, info=True,
          frames=()):
     fmt = fixture_format(fmt_name)
-    cls = _ring.EventClass(name or fmt.full_name, None, field_specs(fmt), EventInfo(fmt) if info else None)
+    cls = _ring.EventClass(name or fmt.full_name, None, field_specs(fmt), EventInfo(fmt, header_known=True) if info else None)
     return _ring.make_event(cls, time_ns, pid, tid, cpu, raw, frames)
 
 
@@ -239,3 +247,15 @@ def test_print_writes_the_line_then_the_frames():
     assert first.endswith("          <idle>      0 dN.7 [000] 767.594114: sched:sched_wakeup: comm=bash pid=8738 "
                           "prio=120 target_cpu=000")
     assert len(first) == len("YYYY-MM-DD HH:MM:SS.uuuuuu ") + len(printer.line(ev, timestamp=False))
+
+
+def test_bpf_collected_events_show_x_for_the_unknown_irq_state():
+    """Events whose class says the header was filled by BPF print 'X' in the irqs-off column."""
+    from ebpfprof.session import EventInfo, field_specs
+
+    fmt = fixture_format("sched_sched_wakeup")
+    cls = _ring.EventClass("sched:sched_wakeup", None, field_specs(fmt), EventInfo(fmt))
+    raw = struct.pack("<HBBi16siii", fmt.id, 0, 0, 7, b"bash", 8738, 120, 0)
+    ev = _ring.make_event(cls, 767_594_114_000, 7, 7, 0, raw)
+    line = EventPrinter().line(ev, timestamp=False)
+    assert " X... [000] 767.594114: sched:sched_wakeup: comm=bash pid=8738 prio=120 target_cpu=000" in line

@@ -169,9 +169,6 @@ def test_newline_in_the_selector_stays_out_of_the_code():
     assert all(line.startswith("#") for line in text.splitlines()[:6])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: template.py collapses all whitespace of the header command "
-                                       "(' '.join(command.split())), so a filter string with two spaces "
-                                       "is changed in the command that runs the script")
 def test_header_keeps_spaces_inside_a_filter_string():
     events = 'sched:sched_wakeup/comm=="a  b"/'
     text = template(events, ["sched_sched_wakeup"])

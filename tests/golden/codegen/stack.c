@@ -35,10 +35,10 @@ struct ep_common {
 /*
  * A BPF program cannot read the real common header: the kernel stores a pt_regs pointer
  * there before it runs BPF and fills the header only afterwards, for perf. What BPF can know
- * is set: the event id, the thread; irq state and preempt depth are not visible, so the
- * flags say "irqs-off not supported" (ftrace's 'X') and the depth is 0.
+ * is set: the event id and the thread. Irq state, resched flags and preempt depth are not
+ * visible (they would need per-CPU kernel data), so flags and depth are 0 and event.print()
+ * shows 'X' (unknown) in the irqs-off column.
  */
-#define EP_TRACE_FLAG_IRQS_NOSUPPORT 0x02
 
 BPF_RINGBUF_OUTPUT(ep_ring, EP_RING_PAGES);
 
@@ -81,7 +81,7 @@ static __always_inline void ep_fill_common(void *raw, u16 event_id, u32 tid)
 	struct ep_common *c = raw;
 
 	c->common_type = event_id;
-	c->common_flags = EP_TRACE_FLAG_IRQS_NOSUPPORT;
+	c->common_flags = 0;
 	c->common_preempt_count = 0;
 	c->common_pid = tid;
 }
@@ -118,7 +118,7 @@ static __always_inline int ep_task_wanted(void)
  * A per-CPU scratch record for events whose size is only known at run time (__data_loc
  * payloads, callchains): built here, then copied into the ring with its exact size.
  */
-#define EP_RAW_MAX 4096                         /* tracepoint records are at most 8 KB; we keep 4 KB */
+#define EP_RAW_MAX 4096                         /* records are at most 8 KB; we keep 4088 bytes */
 #define EP_FRAMES_MAX (2 * (EP_MAX_STACK + 1))  /* kernel + user frames, one context marker each */
 
 #define EP_SCRATCH_SIZE 8192                    /* a power of two, so sizes can be masked */
@@ -131,11 +131,12 @@ struct ep_scratch {
 };
 BPF_PERCPU_ARRAY(ep_scratch, struct ep_scratch, 1);
 
-/* Copy the raw record (size bytes, size <= EP_RAW_MAX) and return its size padded to 8. */
+/* Copy the raw record (at most EP_RAW_MAX - 8 bytes kept) and return its size padded to 8. */
 static __always_inline u32 ep_copy_raw(struct ep_scratch *sc, void *ctx, u32 size, u16 event_id)
 {
-	if (size > EP_RAW_MAX)
-		size = EP_RAW_MAX;
+	/* Keep room for the padding: frames start at the padded size, inside raw[] or just after. */
+	if (size > EP_RAW_MAX - 8)
+		size = EP_RAW_MAX - 8;
 	if (size < 8)
 		size = 8;
 	bpf_probe_read_kernel(sc->raw + 8, (size - 8) & (EP_RAW_MAX - 1), ctx + 8);

@@ -98,6 +98,10 @@ def python(events, cpus, pids, tids, interval_ms, mmap_pages, exit_after, order,
         kernel_callchain=kernel_callchain, user_callchain=user_callchain,
         python_callchain=python_callchain, verbose=-1 if quiet else verbose,
     )
+    if module != "help":
+        from .sources.bpf import preload_bcc
+
+        preload_bcc()     # overlaps loading libbcc with reading formats and the script
     if module == "help":
         from .selector.resolve import resolve_selectors
         from .template import script_template

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -25,8 +26,27 @@ _SYSTEM_SITES = ("/usr/lib/python3/dist-packages", "/usr/lib/python3/site-packag
                  "/usr/local/lib/python3/dist-packages")
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
+def preload_bcc() -> None:
+    """Start loading BCC (a large library: 25–200 ms) in the background; errors surface later,
+    from import_bcc() in the main thread."""
+    def load():
+        try:
+            import_bcc()
+        except Exception:
+            pass
+    threading.Thread(target=load, name="ebpfprof-bcc-preload", daemon=True).start()
+
+
 def import_bcc():
     """The bcc module, from our environment or the system's; MissingDependency if absent."""
+    with _IMPORT_LOCK:
+        return _import_bcc()
+
+
+def _import_bcc():
     if "bcc" in sys.modules:
         return sys.modules["bcc"]
     if not os.environ.get("EBPFPROF_HIDE_BCC"):

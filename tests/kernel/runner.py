@@ -141,3 +141,20 @@ def parse_counts(stdout: str) -> dict[str, int]:
             _, name, n = line.split()
             out[name] = int(n)
     return out
+
+
+def trace_workload(workload: Workload, args: list[str], *, cwd: Path | None = None,
+                   env: dict | None = None) -> Tracer:
+    """The usual run: attach ebpfprof (ARGS; the caller puts -p in them), let the workload make
+    its calls and exit, wait for ebpfprof to end by itself (exit 0 expected)."""
+    tracer = Tracer(args, cwd=cwd, env=env)
+    try:
+        tracer.wait_attached()
+        assert workload.go()[0] == "done"
+        workload.finish()
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        workload.kill()
+        if tracer.proc.poll() is None:
+            tracer.proc.kill()
+    return tracer

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import COUNTER, ROOT, Tracer, Workload, parse_counts, write_script
+from runner import COUNTER, ROOT, Tracer, Workload, parse_counts, trace_workload, write_script
 
 EVENT = "syscalls:sys_enter_getppid"
 
@@ -26,16 +26,7 @@ print("FILE", __file__)
 def traced_run(tmp_path: Path, workload_bin: Path, calls: int, args: list[str], cwd: Path | None = None) -> Tracer:
     """Run ebpfprof with ARGS on a workload making CALLS getppid() calls (-p is added)."""
     wl = Workload(workload_bin, "getppid", str(calls))
-    tracer = Tracer(["-e", EVENT, "-p", str(wl.pid), *args], cwd=cwd or tmp_path)
-    try:
-        tracer.wait_attached()
-        assert wl.go()[0] == "done"
-        wl.finish()
-        assert tracer.wait() == 0, tracer.stderr
-    finally:
-        wl.kill()
-        if tracer.proc.poll() is None:
-            tracer.proc.kill()
+    tracer = trace_workload(wl, ["-e", EVENT, "-p", str(wl.pid), *args], cwd=cwd or tmp_path)
     return tracer
 
 

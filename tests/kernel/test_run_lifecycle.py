@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bpfobjs import kernel_fds_of, loaded_program_ids, program_ids_of
-from runner import Tracer, Workload, write_script
+from runner import Tracer, Workload, trace_workload, write_script
 
 EXIT_SCRIPT = '''
 n = 0
@@ -210,14 +210,7 @@ def __exit__():
     print("GAPS", len(gaps), "ORDERED", all(0 < s < e for s, e in gaps), "ZERO", all(s == e == 0 for s, e in gaps))
 ''')
     extra = ["--order"] if order else []
-    tracer = Tracer(["-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid), "-m", "1", *extra, str(script)])
-    try:
-        tracer.wait_attached()
-        wl.go()
-        wl.finish()
-        assert tracer.wait() == 0, tracer.stderr
-    finally:
-        wl.kill()
+    tracer = trace_workload(wl, ["-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid), "-m", "1", *extra, str(script)])
     delivered = int(re.search(r"DELIVERED (\d+)", tracer.stdout).group(1))
     reported = [int(x) for x in re.findall(r"python: lost (\d+) events", tracer.stderr)]
     assert reported, tracer.stderr

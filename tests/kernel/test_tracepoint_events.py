@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from runner import COUNTER, Tracer, Workload, parse_counts, write_script
+from runner import COUNTER, Tracer, Workload, parse_counts, trace_workload, write_script
 
 
 def test_exact_count_with_pid(tmp_path, workload_bin):
@@ -15,14 +15,7 @@ def test_exact_count_with_pid(tmp_path, workload_bin):
     k = 12345
     wl = Workload(workload_bin, "getppid", str(k))
     script = write_script(tmp_path, COUNTER)
-    tracer = Tracer(["-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid), str(script)])
-    try:
-        tracer.wait_attached()
-        assert wl.go()[0] == "done"
-        wl.finish()                      # the -p process exits: ebpfprof ends by itself
-        assert tracer.wait() == 0, tracer.stderr
-    finally:
-        wl.kill()
+    tracer = trace_workload(wl, ["-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid), str(script)])
     assert parse_counts(tracer.stdout) == {"syscalls:sys_enter_getppid": k}, tracer.stderr
 
 
@@ -75,14 +68,7 @@ def __exit__():
     print("A", a, "B", b, "OTHER", other, "EVENTS", ",".join(sorted(events)))
 ''')
     sel = "syscalls:sys_enter_getppid//alias=first/,syscalls:sys_enter_getppid//alias=second/"
-    tracer = Tracer(["-e", sel, "-p", str(wl.pid), str(script)])
-    try:
-        tracer.wait_attached()
-        wl.go()
-        wl.finish()
-        assert tracer.wait() == 0, tracer.stderr
-    finally:
-        wl.kill()
+    tracer = trace_workload(wl, ["-e", sel, "-p", str(wl.pid), str(script)])
     assert f"A {k} B {k} OTHER 0 EVENTS syscalls:first,syscalls:second" in tracer.stdout
 
 
@@ -97,14 +83,7 @@ def __exit__():
     print("N", len(seen))
     print("SET", sorted(set(seen)))
 ''')
-    tracer = Tracer(["-e", "syscalls:sys_enter_kill", "-p", str(wl.pid), str(script)])
-    try:
-        tracer.wait_attached()
-        wl.go()
-        wl.finish()
-        assert tracer.wait() == 0, tracer.stderr
-    finally:
-        wl.kill()
+    tracer = trace_workload(wl, ["-e", "syscalls:sys_enter_kill", "-p", str(wl.pid), str(script)])
     p = wl.pid
     assert "N 7" in tracer.stdout
     assert f"SET [({p}, {p}, {p}, {p}, 0, 'syscalls:sys_enter_kill')]" in tracer.stdout

@@ -1104,11 +1104,6 @@ static int reader_set_budget(ReaderObject *self, PyObject *v, void *closure)
     return 0;
 }
 
-static PyObject *reader_stopped(ReaderObject *self, void *closure)
-{
-    return PyBool_FromLong(self->stop);
-}
-
 static PyObject *reader_last_time(ReaderObject *self, void *closure)
 {
     u64 t = 0;
@@ -1123,7 +1118,6 @@ static PyGetSetDef reader_getset[] = {
     {"pending", (getter)reader_pending, NULL, "events waiting in the --order heap", NULL},
     {"budget", (getter)reader_get_budget, (setter)reader_set_budget,
      "events still to deliver before stopping (-N); -1 = no limit", NULL},
-    {"stopped", (getter)reader_stopped, NULL, "stop() was called", NULL},
     {NULL},
 };
 

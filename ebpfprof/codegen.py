@@ -82,7 +82,6 @@ class GeneratedProgram:
     text: str
     attach: list[tuple[str, str]]                    # (tracepoint "sys:name", function name)
     maps_to_fill: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    cflags: list[str] = field(default_factory=list)
 
 
 def _ident(name: str) -> str:

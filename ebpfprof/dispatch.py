@@ -6,7 +6,6 @@ with a timeout, so an event waits at most ``DRAIN_PERIOD_MS`` before its handler
 """
 from __future__ import annotations
 
-import os
 import select
 import signal
 import sys
@@ -58,15 +57,14 @@ class Dispatcher:
     """Runs until SIGINT/SIGTERM, -N events, or the end of the -p processes."""
 
     def __init__(self, reader: "_ring.Reader", classes: list, callbacks: Callbacks,
-                 config: RunConfig, wait_fds: list[int], *, pending_lost: Callable[[], int] = lambda: 0,
-                 log: Callable[[str], None] = lambda msg: None) -> None:
+                 config: RunConfig, wait_fds: list[int], *,
+                 pending_lost: Callable[[], int] = lambda: 0) -> None:
         self.reader = reader
         self.classes = classes
         self.callbacks = callbacks
         self.config = config
         self.wait_fds = wait_fds
         self.pending_lost = pending_lost
-        self.log = log
         self._stop_reason: str | None = None
         self._want_stats = False
         self._lost_reported = 0
@@ -146,9 +144,6 @@ class Dispatcher:
         if self.reader.budget == 0:
             self._stop_reason = f"-N {self.config.exit_after}"
             return True
-        if self.reader.stopped:
-            self._stop_reason = self._stop_reason or "stop"
-            return True
         return False
 
     def _loop(self, poller, interval_s: float | None, next_interval: float | None) -> None:
@@ -205,7 +200,7 @@ class Dispatcher:
             # Deliver what is still buffered (in order with --order), within the -N budget.
             if self.exit_code is None:
                 try:
-                    self.reader.drain(ordered=cfg.order, flush=True)
+                    self._drain(flush=True)
                 except SystemExit as e:
                     self.exit_code = _exit_status(e)
                 except KeyboardInterrupt:

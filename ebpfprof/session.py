@@ -19,8 +19,8 @@ from .dispatch import Dispatcher, call_callback
 from .errors import ScriptError, UsageError
 from .kernel.event_format import EventFormat, FieldKind
 from .printing import EventPrinter
-from .script import Callbacks, find_callbacks, find_handler, load_module, print_script_traceback
 from .kernel import tracefs
+from .script import Callbacks, find_callbacks, find_handler, load_module, print_script_traceback
 from .selector.resolve import ResolvedTracepoint, resolve_selectors
 
 __all__ = ["run_python", "TracingSession", "EventInfo", "event_classes"]
@@ -186,7 +186,7 @@ def run_python(config: RunConfig) -> int:
             names = ", ".join(r.format.full_name for r in resolved[:8]) + (", ..." if len(resolved) > 8 else "")
             log(f"attached {len(resolved)} tracepoint(s): {names}")
         dispatcher = Dispatcher(session.reader, classes, callbacks, config, session.wait_fds,
-                                pending_lost=session.pending_lost, log=log)
+                                pending_lost=session.pending_lost)
         reason = dispatcher.run()
         if config.verbose >= 1:
             log(f"stopping: {reason}; {session.reader.delivered} events delivered, {session.reader.lost} lost")

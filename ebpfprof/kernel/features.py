@@ -11,10 +11,9 @@ import os
 import platform
 from functools import lru_cache
 
-from ..errors import KernelError, MissingDependency, PermissionProblem
+from ..errors import MissingDependency, PermissionProblem
 
-__all__ = ["require_privileges", "kernel_headers", "kprobes_supported", "uprobes_supported",
-           "KernelHeaders"]
+__all__ = ["require_privileges", "kernel_headers", "kprobes_supported", "KernelHeaders"]
 
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38
@@ -94,19 +93,3 @@ def kprobes_supported() -> str | None:
     if not os.path.exists(os.path.join(root, "kprobe_events")):
         return "this kernel has no kprobes (CONFIG_KPROBES is not set: no kprobe_events in tracefs)"
     return None
-
-
-def uprobes_supported() -> str | None:
-    """None if uprobes work here, else the reason they do not."""
-    from .tracefs import tracefs_root
-
-    root = tracefs_root()
-    if not os.path.exists(os.path.join(root, "uprobe_events")):
-        return "this kernel has no uprobes (CONFIG_UPROBE_EVENTS is not set: no uprobe_events in tracefs)"
-    return None
-
-
-def check_tracepoint_bpf() -> None:
-    """BPF programs on tracepoints need CONFIG_BPF_EVENTS; without it attaching fails with EINVAL."""
-    if not os.path.exists("/sys/fs/bpf") and not os.path.exists("/proc/sys/kernel/unprivileged_bpf_disabled"):
-        raise KernelError("this kernel has no BPF syscall (CONFIG_BPF_SYSCALL is not set)")

@@ -218,16 +218,6 @@ class LoadedProgram:
                 total += _prog_recursion_misses(fd)
         return total
 
-    @property
-    def program_ids(self) -> list[int]:
-        """Kernel ids of our loaded programs (for leak checks in tests)."""
-        ids = []
-        for fn in getattr(self._bpf, "funcs", {}).values():
-            fd = getattr(fn, "fd", None)
-            if fd is not None:
-                ids.append(fd)
-        return ids
-
     def close(self) -> None:
         # Closing a perf fd detaches its program; then BCC releases programs and maps.
         while self._attach_fds:

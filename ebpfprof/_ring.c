@@ -321,6 +321,24 @@ static int locate_dynamic(PerfEventObject *ev, const FieldDesc *d, const u8 **pt
     return 0;
 }
 
+/* The event's raw callchain (context markers included) as a tuple of int. */
+static PyObject *frames_tuple(PerfEventObject *ev)
+{
+    PyObject *t = PyTuple_New(ev->nr_frames);
+    if (!t)
+        return NULL;
+    const u64 *f = ev_frames(ev);
+    for (u32 i = 0; i < ev->nr_frames; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(f[i]);
+        if (!v) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
 static PyObject *get_callchain(PerfEventObject *ev)
 {
     if (ev->callchain) {
@@ -329,18 +347,9 @@ static PyObject *get_callchain(PerfEventObject *ev)
     }
     if (ev->nr_frames == 0 || !hook_callchain)
         return PyList_New(0);
-    PyObject *frames = PyTuple_New(ev->nr_frames);
+    PyObject *frames = frames_tuple(ev);
     if (!frames)
         return NULL;
-    const u64 *f = ev_frames(ev);
-    for (u32 i = 0; i < ev->nr_frames; i++) {
-        PyObject *v = PyLong_FromUnsignedLongLong(f[i]);
-        if (!v) {
-            Py_DECREF(frames);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(frames, i, v);
-    }
     PyObject *pid = PyLong_FromUnsignedLong(ev->pid);
     PyObject *res = pid ? PyObject_CallFunctionObjArgs(hook_callchain, (PyObject *)ev->cls, pid, frames, NULL) : NULL;
     Py_XDECREF(pid);
@@ -1175,45 +1184,32 @@ static PyObject *mod_set_realtime_offset(PyObject *m, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-static PyObject *mod_event_raw(PyObject *m, PyObject *arg)
+/* arg as a PerfEvent, or NULL with a TypeError. */
+static PerfEventObject *as_event(PyObject *arg)
 {
     if (!PyObject_TypeCheck(arg, &PerfEventType)) {
         PyErr_SetString(PyExc_TypeError, "expected a PerfEvent");
         return NULL;
     }
-    PerfEventObject *ev = (PerfEventObject *)arg;
-    return PyBytes_FromStringAndSize((const char *)ev_raw(ev), ev->raw_size);
+    return (PerfEventObject *)arg;
+}
+
+static PyObject *mod_event_raw(PyObject *m, PyObject *arg)
+{
+    PerfEventObject *ev = as_event(arg);
+    return ev ? PyBytes_FromStringAndSize((const char *)ev_raw(ev), ev->raw_size) : NULL;
 }
 
 static PyObject *mod_event_frames(PyObject *m, PyObject *arg)
 {
-    if (!PyObject_TypeCheck(arg, &PerfEventType)) {
-        PyErr_SetString(PyExc_TypeError, "expected a PerfEvent");
-        return NULL;
-    }
-    PerfEventObject *ev = (PerfEventObject *)arg;
-    PyObject *t = PyTuple_New(ev->nr_frames);
-    if (!t)
-        return NULL;
-    const u64 *f = ev_frames(ev);
-    for (u32 i = 0; i < ev->nr_frames; i++) {
-        PyObject *v = PyLong_FromUnsignedLongLong(f[i]);
-        if (!v) {
-            Py_DECREF(t);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(t, i, v);
-    }
-    return t;
+    PerfEventObject *ev = as_event(arg);
+    return ev ? frames_tuple(ev) : NULL;
 }
 
 static PyObject *mod_event_class(PyObject *m, PyObject *arg)
 {
-    if (!PyObject_TypeCheck(arg, &PerfEventType)) {
-        PyErr_SetString(PyExc_TypeError, "expected a PerfEvent");
-        return NULL;
-    }
-    return Py_NewRef((PyObject *)((PerfEventObject *)arg)->cls);
+    PerfEventObject *ev = as_event(arg);
+    return ev ? Py_NewRef((PyObject *)ev->cls) : NULL;
 }
 
 /*

@@ -75,6 +75,21 @@ static long long realtime_offset = 0;    /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns
 /* ---------------------------------------------------------------------------------------- */
 /* EventClass: one per selector                                                             */
 
+/*
+ * Field names by identity. The names in a script's code are interned, as are ours, so
+ * event.field finds its position by pointer; other strings fall back to the index dict.
+ */
+typedef struct {
+    PyObject *name;        /* borrowed from keys; NULL = empty slot */
+    Py_ssize_t pos;
+} NameSlot;
+
+static inline size_t name_slot(PyObject *name, size_t mask)
+{
+    uintptr_t p = (uintptr_t)name;
+    return ((p >> 4) ^ (p >> 12)) & mask;
+}
+
 typedef struct {
     PyObject_HEAD
     PyObject *name;        /* str: "sys:name" or "sys:alias" — the value of _event */
@@ -84,6 +99,8 @@ typedef struct {
     PyObject *info;        /* anything Python wants to hang on it (format, selector) */
     FieldDesc *descs;
     Py_ssize_t nr_descs;
+    NameSlot *by_identity; /* open-addressed table of the interned names in keys */
+    size_t identity_mask;
     long long delivered;   /* events given to the handler */
     long long dropped;     /* events with no handler */
 } EventClassObject;
@@ -103,6 +120,7 @@ static void eventclass_dealloc(EventClassObject *self)
     Py_XDECREF(self->keys);
     Py_XDECREF(self->info);
     PyMem_Free(self->descs);
+    PyMem_Free(self->by_identity);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -167,6 +185,28 @@ static int eventclass_init(EventClassObject *self, PyObject *args, PyObject *kwd
         PyTuple_SET_ITEM(keys, pos, fname);
     }
     Py_DECREF(seq);
+    size_t mask = 15;
+    while (mask + 1 < 2 * (size_t)total)
+        mask = mask * 2 + 1;
+    NameSlot *table = PyMem_Calloc(mask + 1, sizeof(NameSlot));
+    if (!table) {
+        PyErr_NoMemory();
+        PyMem_Free(descs);
+        Py_DECREF(index);
+        Py_DECREF(keys);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < total; i++) {
+        PyObject *k = PyTuple_GET_ITEM(keys, i);
+        size_t slot = name_slot(k, mask);
+        while (table[slot].name && table[slot].name != k)
+            slot = (slot + 1) & mask;
+        table[slot].name = k;
+        table[slot].pos = i;       /* a repeated name ends at its last position, as in index */
+    }
+    PyMem_Free(self->by_identity);
+    self->by_identity = table;
+    self->identity_mask = mask;
     Py_INCREF(name);
     Py_XSETREF(self->name, name);
     Py_INCREF(handler);
@@ -185,6 +225,12 @@ fail:
     Py_XDECREF(index);
     Py_XDECREF(keys);
     return -1;
+}
+
+/* Made by EventClass.__new__ without __init__: no fields, no name table. Events refuse it. */
+static int eventclass_ready(EventClassObject *cls)
+{
+    return cls->descs != NULL && cls->by_identity != NULL && cls->name != NULL;
 }
 
 static PyMemberDef eventclass_members[] = {
@@ -405,7 +451,15 @@ static PyObject *decode_field(PerfEventObject *ev, const FieldDesc *d)
 /* Position of a field name, or -1 (no exception) when the event has no such field. */
 static Py_ssize_t field_position(PerfEventObject *ev, PyObject *name)
 {
-    PyObject *pos = PyDict_GetItemWithError(ev->cls->index, name);
+    const EventClassObject *cls = ev->cls;
+    for (size_t slot = name_slot(name, cls->identity_mask);; slot = (slot + 1) & cls->identity_mask) {
+        const NameSlot *e = &cls->by_identity[slot];
+        if (e->name == name)
+            return e->pos;
+        if (!e->name)
+            break;
+    }
+    PyObject *pos = PyDict_GetItemWithError(cls->index, name);
     if (!pos)
         return -1;
     return PyLong_AsSsize_t(pos);
@@ -720,7 +774,7 @@ typedef struct {
     HeapEntry *heap;
     Py_ssize_t heap_len, heap_cap;
     u64 seq;
-    u64 last_time[MAX_TRACKED_CPUS];  /* per CPU: time of the last record read (for loss bounds) */
+    u64 last_time[MAX_TRACKED_CPUS];  /* ordered mode, per CPU: time of the last record (loss bounds) */
     /* accounting */
     long long delivered;       /* events given to a handler */
     long long records;         /* records read from rings */
@@ -773,9 +827,10 @@ static int reader_init(ReaderObject *self, PyObject *args, PyObject *kwds)
     if (!t)
         return -1;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
-        if (!PyObject_TypeCheck(PyTuple_GET_ITEM(t, i), &EventClassType)) {
+        PyObject *c = PyTuple_GET_ITEM(t, i);
+        if (!PyObject_TypeCheck(c, &EventClassType) || !eventclass_ready((EventClassObject *)c)) {
             Py_DECREF(t);
-            PyErr_SetString(PyExc_TypeError, "classes must be EventClass objects");
+            PyErr_SetString(PyExc_TypeError, "classes must be initialised EventClass objects");
             return -1;
         }
     }
@@ -891,17 +946,11 @@ static int call_lost(ReaderObject *self, u64 lost, u64 start, u64 end)
     return 0;
 }
 
-/* Give one event to its handler. Returns -1 to stop the drain (exception to propagate). */
-static int deliver(ReaderObject *self, PerfEventObject *ev)
+/* Call the handler (not None) of an event's class. -1 to stop the drain (exception to propagate). */
+static inline int call_handler(ReaderObject *self, EventClassObject *cls, PerfEventObject *ev)
 {
-    EventClassObject *cls = ev->cls;
-    PyObject *handler = cls->handler;
-    if (handler == Py_None) {
-        cls->dropped++;
-        return 0;
-    }
     PyObject *arg = (PyObject *)ev;
-    PyObject *r = PyObject_Vectorcall(handler, &arg, 1, NULL);
+    PyObject *r = PyObject_Vectorcall(cls->handler, &arg, 1, NULL);
     cls->delivered++;
     self->delivered++;
     if (self->budget > 0)
@@ -912,72 +961,117 @@ static int deliver(ReaderObject *self, PerfEventObject *ev)
     return 0;
 }
 
-/*
- * One record from a ring. In unordered mode it is delivered now; in ordered mode it joins
- * the heap. Returns -1 on a Python error that must stop the drain.
- */
-static int process_record(ReaderObject *self, const u8 *rec, u32 len, int ordered)
+/* Give one event to its handler, if its class has one. */
+static int deliver(ReaderObject *self, PerfEventObject *ev)
 {
-    if (len < sizeof(struct ep_sample))
-        return 0;
-    struct ep_sample s;
-    memcpy(&s, rec, sizeof(s));
-    size_t raw_padded = (s.raw_size + 7) & ~(size_t)7;
-    size_t need = sizeof(s) + (s.nr_frames ? raw_padded + (size_t)s.nr_frames * 8 : s.raw_size);
-    if (need > len ||
-        s.selector >= PyTuple_GET_SIZE(self->classes))
-        return 0;  /* not ours or damaged: skip rather than misdecode */
-    self->records++;
-    u32 cpu_slot = s.cpu < MAX_TRACKED_CPUS ? s.cpu : MAX_TRACKED_CPUS - 1;
-    u64 prev_time = self->last_time[cpu_slot];
-    self->last_time[cpu_slot] = s.time;
-
-    EventClassObject *cls = (EventClassObject *)PyTuple_GET_ITEM(self->classes, s.selector);
-    const u8 *raw = rec + sizeof(s);
-    const u64 *frames = (const u64 *)(raw + raw_padded);
-
-    if (!ordered) {
-        if (s.lost && call_lost(self, s.lost, 0, 0) < 0)
-            return -1;
-        if (cls->handler == Py_None) {
-            cls->dropped++;
-            return 0;
-        }
-        PerfEventObject *ev = self->spare;
-        if (ev && Py_SIZE(ev) >= event_items(&s)) {
-            /* Nobody else holds it (checked when it was kept): recycle, no allocation. */
-            self->spare = NULL;
-            if (ev->cls != cls) {
-                Py_INCREF(cls);
-                Py_SETREF(ev->cls, cls);
-            }
-            Py_CLEAR(ev->callchain);
-            perf_event_fill(ev, &s, raw, frames);
-        } else {
-            ev = perf_event_new(cls, &s, raw, frames);
-            if (!ev)
-                return -1;
-        }
-        int rc = deliver(self, ev);
-        if (Py_REFCNT(ev) == 1 && !self->spare)
-            self->spare = ev;      /* the handler did not keep it */
-        else
-            Py_DECREF(ev);
-        return rc;
-    }
-    if (s.lost) {
-        HeapEntry m = {.time = s.time, .seq = self->seq++, .ev = NULL, .lost = s.lost, .lost_start = prev_time};
-        if (heap_push(self, m) < 0)
-            return -1;
-    }
+    EventClassObject *cls = ev->cls;
     if (cls->handler == Py_None) {
         cls->dropped++;
         return 0;
     }
-    PerfEventObject *ev = perf_event_new(cls, &s, raw, frames);
+    return call_handler(self, cls, ev);
+}
+
+/*
+ * A record's sample header if the record is whole and ours, else NULL (skipped rather than
+ * misdecoded). Records sit 8-aligned in the ring, so the header is read in place.
+ */
+static inline const struct ep_sample *record_sample(ReaderObject *self, const u8 *rec, u32 len)
+{
+    if (len < sizeof(struct ep_sample))
+        return NULL;
+    const struct ep_sample *s = (const struct ep_sample *)rec;
+    size_t raw_padded = (s->raw_size + 7) & ~(size_t)7;
+    size_t need = sizeof(*s) + (s->nr_frames ? raw_padded + (size_t)s->nr_frames * 8 : s->raw_size);
+    if (need > len || s->selector >= PyTuple_GET_SIZE(self->classes))
+        return NULL;
+    return s;
+}
+
+/*
+ * Copy a record's raw part (and frames) from the ring into an event with room for them. The
+ * ring keeps records 8-byte padded, so whole words are read; the bytes past raw_size in the
+ * last word are cleared (they read as zeros, as with perf_event_fill).
+ */
+static inline void fill_from_ring(PerfEventObject *ev, const struct ep_sample *s)
+{
+    const u64 *src = (const u64 *)(s + 1);
+    u32 raw_size = s->raw_size, words = (raw_size + 7) / 8;
+    ev->time = s->time;
+    ev->pid = s->pid;
+    ev->tid = s->tid;
+    ev->cpu = s->cpu;
+    ev->raw_size = raw_size;
+    ev->nr_frames = s->nr_frames;
+    for (u32 i = 0; i < words; i++)
+        ev->data[i] = src[i];
+    if (raw_size & 7)
+        ev->data[words - 1] &= ~(u64)0 >> (64 - 8 * (raw_size & 7));
+    if (s->nr_frames)
+        memcpy(ev->data + words, src + words, (size_t)s->nr_frames * 8);
+}
+
+/*
+ * Unordered mode: one record straight to its handler, in a recycled event when the last
+ * handler did not keep its own. Returns -1 on a Python error that must stop the drain.
+ */
+static inline int record_now(ReaderObject *self, const struct ep_sample *s)
+{
+    EventClassObject *cls = (EventClassObject *)PyTuple_GET_ITEM(self->classes, s->selector);
+    if (s->lost && call_lost(self, s->lost, 0, 0) < 0)
+        return -1;
+    if (cls->handler == Py_None) {
+        cls->dropped++;
+        return 0;
+    }
+    PerfEventObject *ev = self->spare;
+    if (ev && Py_SIZE(ev) >= event_items(s)) {
+        self->spare = NULL;      /* nobody else holds it (checked when it was kept) */
+        if (ev->cls != cls) {
+            Py_INCREF(cls);
+            Py_SETREF(ev->cls, cls);
+        }
+    } else {
+        ev = PyObject_NewVar(PerfEventObject, &PerfEventType, event_items(s));
+        if (!ev)
+            return -1;
+        Py_INCREF(cls);
+        ev->cls = cls;
+        ev->callchain = NULL;
+    }
+    fill_from_ring(ev, s);
+    int rc = call_handler(self, cls, ev);
+    if (Py_REFCNT(ev) == 1 && !self->spare) {
+        Py_CLEAR(ev->callchain);
+        self->spare = ev;        /* the handler did not keep it */
+    } else {
+        Py_DECREF(ev);
+    }
+    return rc;
+}
+
+/* Ordered mode: the record joins the heap (after its loss marker, if it carries one). */
+static int record_to_heap(ReaderObject *self, const struct ep_sample *s)
+{
+    u32 cpu_slot = s->cpu < MAX_TRACKED_CPUS ? s->cpu : MAX_TRACKED_CPUS - 1;
+    u64 prev_time = self->last_time[cpu_slot];
+    self->last_time[cpu_slot] = s->time;
+    if (s->lost) {
+        HeapEntry m = {.time = s->time, .seq = self->seq++, .ev = NULL, .lost = s->lost,
+                       .lost_start = prev_time};
+        if (heap_push(self, m) < 0)
+            return -1;
+    }
+    EventClassObject *cls = (EventClassObject *)PyTuple_GET_ITEM(self->classes, s->selector);
+    if (cls->handler == Py_None) {
+        cls->dropped++;
+        return 0;
+    }
+    const u8 *raw = (const u8 *)(s + 1);
+    PerfEventObject *ev = perf_event_new(cls, s, raw, (const u64 *)(raw + ((s->raw_size + 7) & ~(size_t)7)));
     if (!ev)
         return -1;
-    HeapEntry e = {.time = s.time, .seq = self->seq++, .ev = (PyObject *)ev};
+    HeapEntry e = {.time = s->time, .seq = self->seq++, .ev = (PyObject *)ev};
     if (heap_push(self, e) < 0) {
         Py_DECREF(ev);
         return -1;
@@ -1001,6 +1095,8 @@ static inline void store_release(volatile u64 *p, u64 v)
 }
 
 #define SIGNAL_CHECK_EVERY 1024
+#define PREFETCH_AHEAD     2048   /* bytes of records asked for ahead of the one being read */
+#define CACHE_LINE         64
 
 /* Read what one ring holds now, until the budget is spent or stop is set. -1 on error. */
 static int drain_ring(ReaderObject *self, BpfRing *r, int ordered, long long *count)
@@ -1008,17 +1104,27 @@ static int drain_ring(ReaderObject *self, BpfRing *r, int ordered, long long *co
     u64 cons = load_acquire(r->consumer);
     u64 prod = load_acquire(r->producer);
     u64 mask = r->data_size - 1;
+    const u8 *data = r->data;
+    /* Records were written by another CPU: ask for every line of the committed part ahead of
+     * the reader once, and never past prod (lines still being written stay the producer's). */
+    u64 fetched = cons & ~(u64)(CACHE_LINE - 1);
     int rc = 0;
     while (cons < prod && !self->stop && self->budget != 0) {
-        const volatile u32 *hdr = (const volatile u32 *)(r->data + (cons & mask));
-        /* Records were written by another CPU: ask for the lines ahead before we need them. */
-        __builtin_prefetch((const void *)(r->data + ((cons + 2048) & mask)));
+        u64 ahead = cons + PREFETCH_AHEAD < prod ? cons + PREFETCH_AHEAD : prod;
+        for (; fetched < ahead; fetched += CACHE_LINE)
+            __builtin_prefetch(data + (fetched & mask));
+        const volatile u32 *hdr = (const volatile u32 *)(data + (cons & mask));
         u32 len = load_acquire32(hdr);
         if (len & RB_BUSY_BIT)
             break;  /* reserved, not yet committed: come back later */
         u32 size = len & ~(RB_BUSY_BIT | RB_DISCARD_BIT);
-        if (!(len & RB_DISCARD_BIT))
-            rc = process_record(self, (const u8 *)hdr + RB_HDR_SZ, size, ordered);
+        if (!(len & RB_DISCARD_BIT)) {
+            const struct ep_sample *s = record_sample(self, (const u8 *)hdr + RB_HDR_SZ, size);
+            if (s) {
+                self->records++;
+                rc = ordered ? record_to_heap(self, s) : record_now(self, s);
+            }
+        }
         cons += (RB_HDR_SZ + size + 7) & ~(u64)7;
         (*count)++;
         if (rc < 0)
@@ -1123,7 +1229,7 @@ static PyObject *reader_last_time(ReaderObject *self, void *closure)
 }
 
 static PyGetSetDef reader_getset[] = {
-    {"last_time", (getter)reader_last_time, NULL, "timestamp of the newest record read", NULL},
+    {"last_time", (getter)reader_last_time, NULL, "timestamp of the newest record read in ordered mode (loss bounds; 0 otherwise)", NULL},
     {"pending", (getter)reader_pending, NULL, "events waiting in the --order heap", NULL},
     {"budget", (getter)reader_get_budget, (setter)reader_set_budget,
      "events still to deliver before stopping (-N); -1 = no limit", NULL},
@@ -1225,6 +1331,11 @@ static PyObject *mod_make_event(PyObject *m, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!KIIIy*|O", &EventClassType, &cls, &time, &pid, &tid, &cpu,
                           &raw, &frames_obj))
         return NULL;
+    if (!eventclass_ready((EventClassObject *)cls)) {
+        PyBuffer_Release(&raw);
+        PyErr_SetString(PyExc_TypeError, "EventClass not initialised");
+        return NULL;
+    }
     PyObject *frames = frames_obj ? PySequence_Fast(frames_obj, "frames must be a sequence") : PyTuple_New(0);
     if (!frames) {
         PyBuffer_Release(&raw);

@@ -142,6 +142,34 @@ def test_missing_field_is_named(wakeup):
         wakeup[0]
 
 
+def test_names_built_at_run_time_find_the_same_fields(wakeup):
+    # Interned names are found by identity; equal strings that are not the same object must
+    # still reach the same fields (getattr, [], get, in) and miss the same way.
+    pid, comm, nope = "".join(["pi", "d"]), "".join(["co", "mm"]), "".join(["no", "pe"])
+    assert pid is not "pid"  # noqa: F632 -- the point of the test
+    assert (getattr(wakeup, pid), wakeup[comm], wakeup.get(pid), pid in wakeup) == (8738, "bash", 8738, True)
+    assert getattr(wakeup, "".join(["_ti", "me"])) == 767594114000
+    assert nope not in wakeup and wakeup.get(nope, 5) == 5
+    with pytest.raises(AttributeError, match="has no field 'nope'"):
+        getattr(wakeup, nope)
+
+
+def test_every_field_of_a_wide_event_is_found():
+    # More names than the smallest identity table holds: every one still maps to its own field.
+    names = [f"f{i}" for i in range(40)]
+    cls = _ring.EventClass("x:wide", None, [(n, _ring.FIELD_INT, 4 * i, 4, False) for i, n in enumerate(names)])
+    ev = _ring.make_event(cls, 1, 2, 3, 0, struct.pack("<40I", *range(1000, 1040)))
+    assert [getattr(ev, n) for n in names] == list(range(1000, 1040))
+    assert [ev["".join(["f", str(i)])] for i in range(40)] == list(range(1000, 1040))
+    assert ev._pid == 2 and len(ev) == 48
+
+
+def test_a_repeated_field_name_resolves_as_the_index_does():
+    cls = _ring.EventClass("x:dup", None, [("a", _ring.FIELD_INT, 0, 4, False), ("a", _ring.FIELD_INT, 4, 4, False)])
+    ev = _ring.make_event(cls, 1, 2, 3, 0, struct.pack("<II", 7, 9))
+    assert ev.a == ev["".join(["", "a"])] == 9
+
+
 def test_non_string_key_error_carries_the_key(wakeup):
     with pytest.raises(KeyError) as info:
         wakeup[0]
@@ -479,6 +507,14 @@ def test_module_helpers(wakeup):
         _ring.event_raw(object())
 
 
+def test_an_uninitialised_event_class_is_refused_not_a_crash():
+    bare = _ring.EventClass.__new__(_ring.EventClass)
+    with pytest.raises(TypeError, match="not initialised"):
+        _ring.make_event(bare, 1, 2, 3, 0, b"")
+    with pytest.raises(TypeError, match="initialised EventClass"):
+        _ring.Reader([bare])
+
+
 def test_event_class_rejects_bad_field_kinds():
     with pytest.raises(ValueError, match="bad field kind 99"):
         _ring.EventClass("x:y", None, [("a", 99, 0, 4, False)])
@@ -543,6 +579,33 @@ def test_events_kept_by_a_handler_survive_the_ring_reuse():
         reader.close()
         ring.close()
     assert kept[1].to_dict()["comm"] == "c1"   # and after the reader is gone
+
+
+def test_records_over_dirty_ring_space_decode_like_fresh_ones():
+    # The reader copies records in whole words: bytes past raw_size in a reused ring (here 0xee)
+    # must not reach the event. Same record, clean ring vs scribbled ring: same event.
+    fmt = fixture_format("sched_sched_wakeup")
+    raws = [wakeup_raw(comm=b"c%d" % i)[:n] for i, n in enumerate((25, 30, 33, 37))]
+
+    def read(dirty: bool):
+        kept = []
+        ring = FakeRing()
+        reader = _ring.Reader([event_class(fmt, handler=kept.append)])
+        try:
+            reader.add_bpf_ring(ring.fd, ring.data_size)
+            if dirty:
+                ring.map[2 * PAGE:3 * PAGE] = b"\xee" * PAGE
+            for i, raw in enumerate(raws):
+                ring.push(100 + i, 1, 2, 0, 0, raw)
+            reader.drain()
+        finally:
+            reader.close()
+            ring.close()
+        return [(_ring.event_raw(e), e.to_dict()) for e in kept]
+
+    clean, dirty = read(False), read(True)
+    assert [r for r, _ in clean] == raws
+    assert dirty == clean
 
 
 def test_reader_routes_by_selector_and_counts_drops():

@@ -2,7 +2,8 @@
 
 Per-event work is in the C reader (``_ring.Reader.drain``); this loop runs a few dozen times a
 second at most. It waits on the ring's fd (the BPF program wakes it every few thousand records)
-with a timeout, so an event waits at most ``DRAIN_PERIOD_MS`` before its handler sees it.
+with a timeout, so an event waits at most ``DRAIN_PERIOD_MS`` before its handler sees it
+(``STARTUP_DRAIN_MS`` during the first ``STARTUP_S``).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from typing import Callable
 
 from . import _ring
-from .config import DRAIN_PERIOD_MS, ORDER_WINDOW_NS, RunConfig
+from .config import DRAIN_PERIOD_MS, ORDER_WINDOW_NS, STARTUP_DRAIN_MS, STARTUP_S, RunConfig
 from .script import Callbacks, print_script_traceback
 
 __all__ = ["Dispatcher", "call_callback"]
@@ -149,10 +150,12 @@ class Dispatcher:
     def _loop(self, poller, interval_s: float | None, next_interval: float | None) -> None:
         cfg = self.config
         next_pid_check = time.monotonic() + 0.1
+        startup_ends = time.monotonic() + STARTUP_S
         while not self._done():
-            timeout = DRAIN_PERIOD_MS / 1000
+            now = time.monotonic()
+            timeout = (STARTUP_DRAIN_MS if now < startup_ends else DRAIN_PERIOD_MS) / 1000
             if next_interval is not None:
-                timeout = max(0.0, min(timeout, next_interval - time.monotonic()))
+                timeout = max(0.0, min(timeout, next_interval - now))
             try:
                 poller.poll(timeout)
             except InterruptedError:

@@ -173,7 +173,9 @@ static int eventclass_init(EventClassObject *self, PyObject *args, PyObject *kwd
         descs[pos].offset = offset;
         descs[pos].size = size;
         descs[pos].is_signed = is_signed;
-        Py_INCREF(fname);
+        fname = PyUnicode_CheckExact(fname) ? Py_NewRef(fname) : PyUnicode_FromObject(fname);
+        if (!fname)
+            goto fail;
         PyUnicode_InternInPlace(&fname);
         PyObject *v = PyLong_FromSsize_t(pos);
         if (!v || PyDict_SetItem(index, fname, v) < 0) {
@@ -204,20 +206,24 @@ static int eventclass_init(EventClassObject *self, PyObject *args, PyObject *kwd
         table[slot].name = k;
         table[slot].pos = i;       /* a repeated name ends at its last position, as in index */
     }
-    PyMem_Free(self->by_identity);
-    self->by_identity = table;
-    self->identity_mask = mask;
-    Py_INCREF(name);
-    Py_XSETREF(self->name, name);
-    Py_INCREF(handler);
-    Py_XSETREF(self->handler, handler);
-    Py_XSETREF(self->index, index);
-    Py_XSETREF(self->keys, keys);
-    Py_INCREF(info);
-    Py_XSETREF(self->info, info);
-    PyMem_Free(self->descs);
+    /* Install the new state whole, then release the old: dropping the old handler or info
+     * can run Python code (__del__) that reads fields of events of this class. */
+    PyObject *old[] = {self->name, self->handler, self->index, self->keys, self->info};
+    FieldDesc *old_descs = self->descs;
+    NameSlot *old_table = self->by_identity;
+    self->name = Py_NewRef(name);
+    self->handler = Py_NewRef(handler);
+    self->index = index;
+    self->keys = keys;
+    self->info = Py_NewRef(info);
     self->descs = descs;
     self->nr_descs = total;
+    self->by_identity = table;
+    self->identity_mask = mask;
+    PyMem_Free(old_descs);
+    PyMem_Free(old_table);
+    for (size_t i = 0; i < sizeof(old) / sizeof(old[0]); i++)
+        Py_XDECREF(old[i]);
     return 0;
 fail:
     Py_DECREF(seq);
@@ -279,13 +285,13 @@ static inline const u8 *ev_raw(PerfEventObject *ev)
 
 static inline const u64 *ev_frames(PerfEventObject *ev)
 {
-    return (const u64 *)((const u8 *)ev->data + ((ev->raw_size + 7) & ~7u));
+    return (const u64 *)((const u8 *)ev->data + (((size_t)ev->raw_size + 7) & ~(size_t)7));
 }
 
 /* u64 items of data (beyond the first, which is in the base size) a record needs. */
 static inline Py_ssize_t event_items(const struct ep_sample *s)
 {
-    size_t bytes = ((s->raw_size + 7) & ~(size_t)7) + (size_t)s->nr_frames * 8;
+    size_t bytes = (((size_t)s->raw_size + 7) & ~(size_t)7) + (size_t)s->nr_frames * 8;
     return bytes > 8 ? (Py_ssize_t)((bytes + 7) / 8 - 1) : 0;
 }
 
@@ -293,7 +299,7 @@ static inline Py_ssize_t event_items(const struct ep_sample *s)
 static void perf_event_fill(PerfEventObject *ev, const struct ep_sample *s, const u8 *raw,
                             const u64 *frames)
 {
-    size_t raw_padded = (s->raw_size + 7) & ~(size_t)7;
+    size_t raw_padded = ((size_t)s->raw_size + 7) & ~(size_t)7;
     ev->time = s->time;
     ev->pid = s->pid;
     ev->tid = s->tid;
@@ -781,6 +787,7 @@ typedef struct {
     long long lost;            /* records the kernel could not write */
     long long budget;          /* events still to deliver (-N), -1 = unlimited */
     int stop;                  /* set by stop(): drain returns at the next record */
+    int draining;              /* in drain(): handlers run; the rings must stay as they are */
     PerfEventObject *spare;    /* the last event, if its handler did not keep it: reused */
 } ReaderObject;
 
@@ -841,12 +848,24 @@ static int reader_init(ReaderObject *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+/* drain(), close() and add_bpf_ring() are refused from inside a handler: records being read
+ * would be freed, moved or handed back to the kernel under the drain's feet. */
+static int refuse_while_draining(ReaderObject *self, const char *what)
+{
+    if (!self->draining)
+        return 0;
+    PyErr_Format(PyExc_RuntimeError, "Reader.%s() cannot be called while it drains (from a handler)", what);
+    return -1;
+}
+
 /* add_bpf_ring(map_fd, data_size): mmap a BPF_MAP_TYPE_RINGBUF the way libbpf does. */
 static PyObject *reader_add_bpf_ring(ReaderObject *self, PyObject *args)
 {
     int fd;
     Py_ssize_t data_size;
     if (!PyArg_ParseTuple(args, "in", &fd, &data_size))
+        return NULL;
+    if (refuse_while_draining(self, "add_bpf_ring") < 0)
         return NULL;
     if (data_size <= 0 || (data_size & (data_size - 1))) {
         PyErr_SetString(PyExc_ValueError, "ring size must be a power of two");
@@ -950,7 +969,9 @@ static int call_lost(ReaderObject *self, u64 lost, u64 start, u64 end)
 static inline int call_handler(ReaderObject *self, EventClassObject *cls, PerfEventObject *ev)
 {
     PyObject *arg = (PyObject *)ev;
-    PyObject *r = PyObject_Vectorcall(cls->handler, &arg, 1, NULL);
+    PyObject *handler = Py_NewRef(cls->handler);   /* the call may replace cls.handler */
+    PyObject *r = PyObject_Vectorcall(handler, &arg, 1, NULL);
+    Py_DECREF(handler);
     cls->delivered++;
     self->delivered++;
     if (self->budget > 0)
@@ -981,7 +1002,7 @@ static inline const struct ep_sample *record_sample(ReaderObject *self, const u8
     if (len < sizeof(struct ep_sample))
         return NULL;
     const struct ep_sample *s = (const struct ep_sample *)rec;
-    size_t raw_padded = (s->raw_size + 7) & ~(size_t)7;
+    size_t raw_padded = ((size_t)s->raw_size + 7) & ~(size_t)7;
     size_t need = sizeof(*s) + (s->nr_frames ? raw_padded + (size_t)s->nr_frames * 8 : s->raw_size);
     if (need > len || s->selector >= PyTuple_GET_SIZE(self->classes))
         return NULL;
@@ -996,17 +1017,23 @@ static inline const struct ep_sample *record_sample(ReaderObject *self, const u8
 static inline void fill_from_ring(PerfEventObject *ev, const struct ep_sample *s)
 {
     const u64 *src = (const u64 *)(s + 1);
-    u32 raw_size = s->raw_size, words = (raw_size + 7) / 8;
+    u32 raw_size = s->raw_size;
+    size_t words = ((size_t)raw_size + 7) / 8;
     ev->time = s->time;
     ev->pid = s->pid;
     ev->tid = s->tid;
     ev->cpu = s->cpu;
     ev->raw_size = raw_size;
     ev->nr_frames = s->nr_frames;
-    for (u32 i = 0; i < words; i++)
+    for (size_t i = 0; i < words; i++)
         ev->data[i] = src[i];
-    if (raw_size & 7)
+    if (raw_size & 7) {     /* keep the raw_size & 7 bytes that come first in memory */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        ev->data[words - 1] &= ~(u64)0 << (64 - 8 * (raw_size & 7));
+#else
         ev->data[words - 1] &= ~(u64)0 >> (64 - 8 * (raw_size & 7));
+#endif
+    }
     if (s->nr_frames)
         memcpy(ev->data + words, src + words, (size_t)s->nr_frames * 8);
 }
@@ -1068,7 +1095,7 @@ static int record_to_heap(ReaderObject *self, const struct ep_sample *s)
         return 0;
     }
     const u8 *raw = (const u8 *)(s + 1);
-    PerfEventObject *ev = perf_event_new(cls, s, raw, (const u64 *)(raw + ((s->raw_size + 7) & ~(size_t)7)));
+    PerfEventObject *ev = perf_event_new(cls, s, raw, (const u64 *)(raw + (((size_t)s->raw_size + 7) & ~(size_t)7)));
     if (!ev)
         return -1;
     HeapEntry e = {.time = s->time, .seq = self->seq++, .ev = (PyObject *)ev};
@@ -1111,6 +1138,8 @@ static int drain_ring(ReaderObject *self, BpfRing *r, int ordered, long long *co
     int rc = 0;
     while (cons < prod && !self->stop && self->budget != 0) {
         u64 ahead = cons + PREFETCH_AHEAD < prod ? cons + PREFETCH_AHEAD : prod;
+        if (fetched < cons)         /* a record longer than PREFETCH_AHEAD went by */
+            fetched = cons & ~(u64)(CACHE_LINE - 1);
         for (; fetched < ahead; fetched += CACHE_LINE)
             __builtin_prefetch(data + (fetched & mask));
         const volatile u32 *hdr = (const volatile u32 *)(data + (cons & mask));
@@ -1174,18 +1203,23 @@ static PyObject *reader_drain(ReaderObject *self, PyObject *args, PyObject *kwds
     unsigned long long horizon = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pKp", kwlist, &ordered, &horizon, &flush))
         return NULL;
-    long long count = 0;
-    for (int i = 0; i < self->nr_rings; i++) {
-        if (drain_ring(self, &self->rings[i], ordered, &count) < 0)
-            return NULL;
-    }
-    if (ordered && flush_heap(self, horizon, flush) < 0)
+    if (refuse_while_draining(self, "drain") < 0)
         return NULL;
-    return PyLong_FromLongLong(count);
+    long long count = 0;
+    int rc = 0;
+    self->draining = 1;
+    for (int i = 0; i < self->nr_rings && rc == 0; i++)
+        rc = drain_ring(self, &self->rings[i], ordered, &count);
+    if (rc == 0 && ordered)
+        rc = flush_heap(self, horizon, flush);
+    self->draining = 0;
+    return rc < 0 ? NULL : PyLong_FromLongLong(count);
 }
 
 static PyObject *reader_close(ReaderObject *self, PyObject *unused)
 {
+    if (refuse_while_draining(self, "close") < 0)
+        return NULL;
     for (int i = 0; i < self->nr_rings; i++)
         ring_unmap(&self->rings[i]);
     self->nr_rings = 0;
@@ -1331,6 +1365,11 @@ static PyObject *mod_make_event(PyObject *m, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!KIIIy*|O", &EventClassType, &cls, &time, &pid, &tid, &cpu,
                           &raw, &frames_obj))
         return NULL;
+    if (raw.len > UINT32_MAX) {
+        PyBuffer_Release(&raw);
+        PyErr_SetString(PyExc_ValueError, "raw record longer than 4 GiB");
+        return NULL;
+    }
     if (!eventclass_ready((EventClassObject *)cls)) {
         PyBuffer_Release(&raw);
         PyErr_SetString(PyExc_TypeError, "EventClass not initialised");

@@ -515,6 +515,33 @@ def test_an_uninitialised_event_class_is_refused_not_a_crash():
         _ring.Reader([bare])
 
 
+def test_a_str_subclass_field_name_reads_the_same_every_way():
+    class Name(str):
+        pass
+    cls = _ring.EventClass("x:sub", None, [(Name("_pid"), _ring.FIELD_INT, 0, 4, False)])
+    ev = _ring.make_event(cls, 1, 2, 3, 0, struct.pack("<I", 77))
+    assert ev._pid == ev["".join(["_p", "id"])] == ev.to_dict()["_pid"] == 77
+
+
+def test_reinitialising_a_class_while_its_old_handler_dies_reads_the_new_fields():
+    # Dropping the old handler runs its __del__, which reads a field that only the new
+    # fields have: the class must already be whole by then.
+    ev = None
+    seen = []
+
+    class Handler:
+        def __call__(self, e):
+            pass
+
+        def __del__(self):
+            seen.append(ev.f40)
+
+    cls = _ring.EventClass("x:y", Handler(), [("a", _ring.FIELD_INT, 0, 1, False)])
+    ev = _ring.make_event(cls, 1, 2, 3, 0, bytes(range(64)))
+    cls.__init__("x:y", None, [(f"f{i}", _ring.FIELD_INT, i, 1, False) for i in range(41)])
+    assert seen == [40] and ev.f40 == 40
+
+
 def test_event_class_rejects_bad_field_kinds():
     with pytest.raises(ValueError, match="bad field kind 99"):
         _ring.EventClass("x:y", None, [("a", 99, 0, 4, False)])
@@ -536,8 +563,9 @@ class FakeRing:
         self.map = mmap.mmap(self.fd, 2 * PAGE + 2 * data_size)
         self.producer = 0
 
-    def push(self, time, pid, tid, cpu, selector, raw, frames=(), lost=0):
-        rec = HEADER.pack(time, pid, tid, cpu, selector, len(frames), lost, len(raw)) + raw
+    def push(self, time, pid, tid, cpu, selector, raw, frames=(), lost=0, raw_size=None):
+        size = len(raw) if raw_size is None else raw_size      # raw_size: to forge damage
+        rec = HEADER.pack(time, pid, tid, cpu, selector, len(frames), lost, size) + raw
         if frames:
             rec += b"\0" * (-len(raw) % 8) + struct.pack(f"<{len(frames)}Q", *frames)
         start = 2 * PAGE + self.producer
@@ -606,6 +634,76 @@ def test_records_over_dirty_ring_space_decode_like_fresh_ones():
     clean, dirty = read(False), read(True)
     assert [r for r, _ in clean] == raws
     assert dirty == clean
+
+
+@pytest.mark.parametrize("raw_size", [0xFFFFFFF9, 0xFFFFFFFF, 1 << 20])
+def test_a_record_claiming_more_raw_bytes_than_it_has_is_skipped(raw_size):
+    # raw_size + 7 must not wrap in 32 bits and pass the length check (it crashed once).
+    fmt = fixture_format("sched_sched_wakeup")
+    seen = []
+    ring = FakeRing()
+    reader = _ring.Reader([event_class(fmt, handler=seen.append)])
+    try:
+        reader.add_bpf_ring(ring.fd, ring.data_size)
+        ring.push(1, 2, 3, 0, 0, b"", frames=(1, 2), raw_size=raw_size)
+        ring.push(2, 2, 3, 0, 0, wakeup_raw())
+        assert reader.drain() == 2
+        assert (reader.records, [e._time for e in seen]) == (1, [2])
+    finally:
+        reader.close()
+        ring.close()
+
+
+def test_handlers_cannot_pull_the_ring_from_under_the_drain():
+    fmt = fixture_format("sched_sched_wakeup")
+    errors = []
+    ring = FakeRing()
+
+    def handler(event):
+        for call in (reader.drain, reader.close, lambda: reader.add_bpf_ring(ring.fd, ring.data_size)):
+            try:
+                call()
+            except RuntimeError as e:
+                errors.append(str(e))
+
+    reader = _ring.Reader([event_class(fmt, handler=handler)])
+    try:
+        reader.add_bpf_ring(ring.fd, ring.data_size)
+        ring.push(1, 2, 3, 0, 0, wakeup_raw())
+        ring.push(2, 2, 3, 0, 0, wakeup_raw())
+        assert reader.drain() == 2
+        assert len(errors) == 6 and all("while it drains" in e for e in errors)
+        assert reader.drain() == 0          # and the reader still works afterwards
+    finally:
+        reader.close()
+        ring.close()
+
+
+def test_a_handler_replaced_from_inside_takes_over_at_the_next_event():
+    # The reader also holds the running handler, in case the replacement dropped its last reference.
+    fmt = fixture_format("sched_sched_wakeup")
+    calls = []
+
+    class Once:
+        def __call__(self, event):
+            _ring.event_class(event).handler = calls.append   # drops the last reference to self
+            calls.append(self.tag)
+
+    first = Once()
+    first.tag = "first"
+    cls = event_class(fmt, handler=first)
+    del first
+    ring = FakeRing()
+    reader = _ring.Reader([cls])
+    try:
+        reader.add_bpf_ring(ring.fd, ring.data_size)
+        ring.push(1, 2, 3, 0, 0, wakeup_raw())
+        ring.push(2, 2, 3, 0, 0, wakeup_raw())
+        reader.drain()
+        assert calls[0] == "first" and len(calls) == 2 and calls[1]._time == 2
+    finally:
+        reader.close()
+        ring.close()
 
 
 def test_reader_routes_by_selector_and_counts_drops():

@@ -5,7 +5,8 @@
  *   - Reader.drain() walks BPF ring buffers (mmapped by us, no libbpf callback, no ctypes),
  *   - each record becomes a PerfEvent that owns a copy of its bytes (so scripts may keep it),
  *   - the handler chosen at start for its selector is called with vectorcall,
- *   - with --order, events wait in a binary heap until the caller's time horizon passes.
+ *   - with --order, events wait in a queue per ring, sorted by time, until the caller's time
+ *     horizon passes; the queues' heads are merged.
  * Fields are decoded only when a script reads them (PerfEvent.__getattr__ and friends).
  *
  * Everything that is not per event (which handler, what fields, how to print or symbolize)
@@ -748,7 +749,26 @@ static int handle_handler_error(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Reader: rings, ordering heap, dispatch                                                    */
+/* Reader: rings, ordering queues, dispatch                                                  */
+
+/* --order: an event, or a loss marker, waiting for its time to come. */
+typedef struct {
+    u64 time;
+    u64 seq;               /* arrival order: ties on time keep it */
+    PyObject *ev;          /* a PerfEvent, or NULL for a loss marker */
+    u64 lost;              /* loss marker: how many */
+    u64 lost_start;        /* loss marker: time of the last event before the gap */
+} Pending;
+
+/*
+ * A ring's pending entries, sorted by (time, seq), in a circular array. A ring's records come
+ * nearly in time order (each CPU stamps its record right after reserving it), so an entry goes
+ * in from the back, past the few newer ones; the oldest leaves from the front.
+ */
+typedef struct {
+    Pending *items;
+    size_t head, len, cap;     /* cap: 0 or a power of two */
+} OrderQueue;
 
 typedef struct {
     int map_fd;
@@ -758,15 +778,8 @@ typedef struct {
     volatile u64 *producer;    /* producer page (ro) */
     const u8 *data;            /* data pages, mapped twice back to back */
     size_t prod_map_len;
+    OrderQueue order;          /* --order: this ring's records waiting for the horizon */
 } BpfRing;
-
-typedef struct {
-    u64 time;
-    u64 seq;
-    PyObject *ev;          /* a PerfEvent, or NULL for a loss marker */
-    u64 lost;              /* loss marker: how many */
-    u64 lost_start;        /* loss marker: time of the last event before the gap */
-} HeapEntry;
 
 #define MAX_TRACKED_CPUS 4096
 
@@ -776,9 +789,7 @@ typedef struct {
     PyObject *lost_handler;    /* the script's __lost__(start, end), or None */
     BpfRing *rings;
     int nr_rings;
-    /* ordering */
-    HeapEntry *heap;
-    Py_ssize_t heap_len, heap_cap;
+    /* ordering (the queues are in the rings) */
     u64 seq;
     u64 last_time[MAX_TRACKED_CPUS];  /* ordered mode, per CPU: time of the last record (loss bounds) */
     /* accounting */
@@ -803,21 +814,26 @@ static void ring_unmap(BpfRing *r)
     r->producer = NULL;
 }
 
-static void heap_clear(ReaderObject *self)
+static void queue_clear(OrderQueue *q)
 {
-    for (Py_ssize_t i = 0; i < self->heap_len; i++)
-        Py_XDECREF(self->heap[i].ev);
-    self->heap_len = 0;
+    for (size_t i = 0; i < q->len; i++)
+        Py_XDECREF(q->items[(q->head + i) & (q->cap - 1)].ev);
+    PyMem_Free(q->items);
+    *q = (OrderQueue){0};
+}
+
+static void ring_release(BpfRing *r)
+{
+    queue_clear(&r->order);
+    ring_unmap(r);
 }
 
 static void reader_dealloc(ReaderObject *self)
 {
     Py_CLEAR(self->spare);
     for (int i = 0; i < self->nr_rings; i++)
-        ring_unmap(&self->rings[i]);
+        ring_release(&self->rings[i]);
     PyMem_Free(self->rings);
-    heap_clear(self);
-    PyMem_Free(self->heap);
     Py_XDECREF(self->classes);
     Py_XDECREF(self->lost_handler);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -900,56 +916,61 @@ static PyObject *reader_add_bpf_ring(ReaderObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static int heap_less(const HeapEntry *a, const HeapEntry *b)
+static inline int pending_before(const Pending *a, const Pending *b)
 {
     return a->time < b->time || (a->time == b->time && a->seq < b->seq);
 }
 
-static int heap_push(ReaderObject *self, HeapEntry e)
+static inline Pending *queue_at(const OrderQueue *q, size_t i)
 {
-    if (self->heap_len == self->heap_cap) {
-        Py_ssize_t cap = self->heap_cap ? self->heap_cap * 2 : 4096;
-        HeapEntry *h = PyMem_Realloc(self->heap, cap * sizeof(HeapEntry));
-        if (!h) {
+    return &q->items[(q->head + i) & (q->cap - 1)];
+}
+
+static int queue_insert(OrderQueue *q, Pending e)
+{
+    if (q->len == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 4096;
+        Pending *items = PyMem_Malloc(cap * sizeof(Pending));
+        if (!items) {
             PyErr_NoMemory();
             return -1;
         }
-        self->heap = h;
-        self->heap_cap = cap;
+        for (size_t i = 0; i < q->len; i++)
+            items[i] = *queue_at(q, i);
+        PyMem_Free(q->items);
+        q->items = items;
+        q->head = 0;
+        q->cap = cap;
     }
-    Py_ssize_t i = self->heap_len++;
-    HeapEntry *h = self->heap;
-    while (i > 0) {
-        Py_ssize_t parent = (i - 1) / 2;
-        if (!heap_less(&e, &h[parent]))
-            break;
-        h[i] = h[parent];
-        i = parent;
+    size_t i = q->len;
+    while (i > 0 && pending_before(&e, queue_at(q, i - 1))) {
+        *queue_at(q, i) = *queue_at(q, i - 1);
+        i--;
     }
-    h[i] = e;
+    *queue_at(q, i) = e;
+    q->len++;
     return 0;
 }
 
-static HeapEntry heap_pop(ReaderObject *self)
+static Pending queue_pop(OrderQueue *q)
 {
-    HeapEntry *h = self->heap;
-    HeapEntry top = h[0];
-    HeapEntry last = h[--self->heap_len];
-    Py_ssize_t i = 0, n = self->heap_len;
-    for (;;) {
-        Py_ssize_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && heap_less(&h[c + 1], &h[c]))
-            c++;
-        if (!heap_less(&h[c], &last))
-            break;
-        h[i] = h[c];
-        i = c;
+    Pending e = *queue_at(q, 0);
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->len--;
+    return e;
+}
+
+/* The queue whose head is the oldest pending entry of all rings, or NULL if none waits.
+ * One ring today; a linear scan stays cheap for a few rings (a heap of heads beyond that). */
+static OrderQueue *oldest_queue(ReaderObject *self)
+{
+    OrderQueue *best = NULL;
+    for (int i = 0; i < self->nr_rings; i++) {
+        OrderQueue *q = &self->rings[i].order;
+        if (q->len && (!best || pending_before(queue_at(q, 0), queue_at(best, 0))))
+            best = q;
     }
-    if (n)
-        h[i] = last;
-    return top;
+    return best;
 }
 
 static int call_lost(ReaderObject *self, u64 lost, u64 start, u64 end)
@@ -1077,16 +1098,16 @@ static inline int record_now(ReaderObject *self, const struct ep_sample *s)
     return rc;
 }
 
-/* Ordered mode: the record joins the heap (after its loss marker, if it carries one). */
-static int record_to_heap(ReaderObject *self, const struct ep_sample *s)
+/* Ordered mode: the record joins its ring's queue (after its loss marker, if it carries one). */
+static int record_to_queue(ReaderObject *self, OrderQueue *q, const struct ep_sample *s)
 {
     u32 cpu_slot = s->cpu < MAX_TRACKED_CPUS ? s->cpu : MAX_TRACKED_CPUS - 1;
     u64 prev_time = self->last_time[cpu_slot];
     self->last_time[cpu_slot] = s->time;
     if (s->lost) {
-        HeapEntry m = {.time = s->time, .seq = self->seq++, .ev = NULL, .lost = s->lost,
-                       .lost_start = prev_time};
-        if (heap_push(self, m) < 0)
+        Pending m = {.time = s->time, .seq = self->seq++, .ev = NULL, .lost = s->lost,
+                     .lost_start = prev_time};
+        if (queue_insert(q, m) < 0)
             return -1;
     }
     EventClassObject *cls = (EventClassObject *)PyTuple_GET_ITEM(self->classes, s->selector);
@@ -1098,8 +1119,8 @@ static int record_to_heap(ReaderObject *self, const struct ep_sample *s)
     PerfEventObject *ev = perf_event_new(cls, s, raw, (const u64 *)(raw + (((size_t)s->raw_size + 7) & ~(size_t)7)));
     if (!ev)
         return -1;
-    HeapEntry e = {.time = s->time, .seq = self->seq++, .ev = (PyObject *)ev};
-    if (heap_push(self, e) < 0) {
+    Pending e = {.time = s->time, .seq = self->seq++, .ev = (PyObject *)ev};
+    if (queue_insert(q, e) < 0) {
         Py_DECREF(ev);
         return -1;
     }
@@ -1151,7 +1172,7 @@ static int drain_ring(ReaderObject *self, BpfRing *r, int ordered, long long *co
             const struct ep_sample *s = record_sample(self, (const u8 *)hdr + RB_HDR_SZ, size);
             if (s) {
                 self->records++;
-                rc = ordered ? record_to_heap(self, s) : record_now(self, s);
+                rc = ordered ? record_to_queue(self, &r->order, s) : record_now(self, s);
             }
         }
         cons += (RB_HDR_SZ + size + 7) & ~(u64)7;
@@ -1172,13 +1193,14 @@ static int drain_ring(ReaderObject *self, BpfRing *r, int ordered, long long *co
     return rc;
 }
 
-/* Deliver heap entries up to time horizon (all if flush). */
-static int flush_heap(ReaderObject *self, u64 horizon, int all)
+/* Deliver pending entries, oldest first, up to time horizon (all of them with all). */
+static int flush_pending(ReaderObject *self, u64 horizon, int all)
 {
-    while (self->heap_len && !self->stop && self->budget != 0) {
-        if (!all && self->heap[0].time > horizon)
+    OrderQueue *q;
+    while (!self->stop && self->budget != 0 && (q = oldest_queue(self))) {
+        if (!all && queue_at(q, 0)->time > horizon)
             break;
-        HeapEntry e = heap_pop(self);
+        Pending e = queue_pop(q);
         int rc;
         if (!e.ev) {
             rc = call_lost(self, e.lost, e.lost_start, e.time);
@@ -1194,7 +1216,8 @@ static int flush_heap(ReaderObject *self, u64 horizon, int all)
 
 /*
  * drain(ordered=False, horizon=0, flush=False) -> records read
- * Ordered: records join the heap; those with time <= horizon (all, with flush) are delivered.
+ * Ordered: records join their ring's queue; those with time <= horizon (all, with flush) are
+ * delivered, oldest first across rings.
  */
 static PyObject *reader_drain(ReaderObject *self, PyObject *args, PyObject *kwds)
 {
@@ -1211,7 +1234,7 @@ static PyObject *reader_drain(ReaderObject *self, PyObject *args, PyObject *kwds
     for (int i = 0; i < self->nr_rings && rc == 0; i++)
         rc = drain_ring(self, &self->rings[i], ordered, &count);
     if (rc == 0 && ordered)
-        rc = flush_heap(self, horizon, flush);
+        rc = flush_pending(self, horizon, flush);
     self->draining = 0;
     return rc < 0 ? NULL : PyLong_FromLongLong(count);
 }
@@ -1221,9 +1244,8 @@ static PyObject *reader_close(ReaderObject *self, PyObject *unused)
     if (refuse_while_draining(self, "close") < 0)
         return NULL;
     for (int i = 0; i < self->nr_rings; i++)
-        ring_unmap(&self->rings[i]);
+        ring_release(&self->rings[i]);
     self->nr_rings = 0;
-    heap_clear(self);
     Py_CLEAR(self->spare);
     Py_RETURN_NONE;
 }
@@ -1236,7 +1258,10 @@ static PyObject *reader_stop(ReaderObject *self, PyObject *unused)
 
 static PyObject *reader_pending(ReaderObject *self, void *closure)
 {
-    return PyLong_FromSsize_t(self->heap_len);
+    size_t n = 0;
+    for (int i = 0; i < self->nr_rings; i++)
+        n += self->rings[i].order.len;
+    return PyLong_FromSize_t(n);
 }
 
 static PyObject *reader_get_budget(ReaderObject *self, void *closure)
@@ -1264,7 +1289,7 @@ static PyObject *reader_last_time(ReaderObject *self, void *closure)
 
 static PyGetSetDef reader_getset[] = {
     {"last_time", (getter)reader_last_time, NULL, "timestamp of the newest record read in ordered mode (loss bounds; 0 otherwise)", NULL},
-    {"pending", (getter)reader_pending, NULL, "events waiting in the --order heap", NULL},
+    {"pending", (getter)reader_pending, NULL, "events and loss markers waiting for --order", NULL},
     {"budget", (getter)reader_get_budget, (setter)reader_set_budget,
      "events still to deliver before stopping (-N); -1 = no limit", NULL},
     {NULL},

@@ -208,6 +208,9 @@ def run(opts, idle_note: str) -> int:
     table.add(f"counting handler: consumer CPU / bare CPython loop ({count['windows']} windows)",
               f"{ratio:.2f}x", "<= 1.40x", ratio <= 1.4)
     table.add("  consumer CPU / C vectorcall loop, same run (reference)", f"{count['c_ratio']:.2f}x")
+    ordered = traced(exe, "count.py", ["getppid", str(big)], paired + ["--order"])
+    table.add("  with --order: consumer CPU (us/event) / bare CPython loop (reference)",
+              f"{ordered['ns_per_event'] / 1000:.3f} / {ordered['ratio']:.2f}x")
     separate = separate_loop_baseline("count.py", 2_000_000)
     table.add("  bare CPython loop in a process that never sleeps (us/call)", f"{separate / 1000:.3f}")
     table.add(f"events delivered of {big:,} (full speed, default -m)", f"{count['events']:,}",

@@ -7,9 +7,11 @@ that events kept by a handler stay valid after the ring bytes are reused.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import mmap
 import os
+import random
 import runpy
 import struct
 from pathlib import Path
@@ -609,6 +611,21 @@ def test_events_kept_by_a_handler_survive_the_ring_reuse():
     assert kept[1].to_dict()["comm"] == "c1"   # and after the reader is gone
 
 
+@contextlib.contextmanager
+def reading(classes, nr_rings=1, data_size=1 << 16, lost_handler=None):
+    """A Reader over fresh FakeRings; both are closed on the way out."""
+    rings = [FakeRing(data_size) for _ in range(nr_rings)]
+    reader = _ring.Reader(classes, lost_handler)
+    try:
+        for ring in rings:
+            reader.add_bpf_ring(ring.fd, ring.data_size)
+        yield reader, rings
+    finally:
+        reader.close()
+        for ring in rings:
+            ring.close()
+
+
 def test_records_over_dirty_ring_space_decode_like_fresh_ones():
     # The reader copies records in whole words: bytes past raw_size in a reused ring (here 0xee)
     # must not reach the event. Same record, clean ring vs scribbled ring: same event.
@@ -617,18 +634,12 @@ def test_records_over_dirty_ring_space_decode_like_fresh_ones():
 
     def read(dirty: bool):
         kept = []
-        ring = FakeRing()
-        reader = _ring.Reader([event_class(fmt, handler=kept.append)])
-        try:
-            reader.add_bpf_ring(ring.fd, ring.data_size)
+        with reading([event_class(fmt, handler=kept.append)]) as (reader, (ring,)):
             if dirty:
                 ring.map[2 * PAGE:3 * PAGE] = b"\xee" * PAGE
             for i, raw in enumerate(raws):
                 ring.push(100 + i, 1, 2, 0, 0, raw)
             reader.drain()
-        finally:
-            reader.close()
-            ring.close()
         return [(_ring.event_raw(e), e.to_dict()) for e in kept]
 
     clean, dirty = read(False), read(True)
@@ -639,25 +650,16 @@ def test_records_over_dirty_ring_space_decode_like_fresh_ones():
 @pytest.mark.parametrize("raw_size", [0xFFFFFFF9, 0xFFFFFFFF, 1 << 20])
 def test_a_record_claiming_more_raw_bytes_than_it_has_is_skipped(raw_size):
     # raw_size + 7 must not wrap in 32 bits and pass the length check (it crashed once).
-    fmt = fixture_format("sched_sched_wakeup")
     seen = []
-    ring = FakeRing()
-    reader = _ring.Reader([event_class(fmt, handler=seen.append)])
-    try:
-        reader.add_bpf_ring(ring.fd, ring.data_size)
+    with reading([event_class(fixture_format("sched_sched_wakeup"), handler=seen.append)]) as (reader, (ring,)):
         ring.push(1, 2, 3, 0, 0, b"", frames=(1, 2), raw_size=raw_size)
         ring.push(2, 2, 3, 0, 0, wakeup_raw())
         assert reader.drain() == 2
         assert (reader.records, [e._time for e in seen]) == (1, [2])
-    finally:
-        reader.close()
-        ring.close()
 
 
 def test_handlers_cannot_pull_the_ring_from_under_the_drain():
-    fmt = fixture_format("sched_sched_wakeup")
     errors = []
-    ring = FakeRing()
 
     def handler(event):
         for call in (reader.drain, reader.close, lambda: reader.add_bpf_ring(ring.fd, ring.data_size)):
@@ -666,22 +668,16 @@ def test_handlers_cannot_pull_the_ring_from_under_the_drain():
             except RuntimeError as e:
                 errors.append(str(e))
 
-    reader = _ring.Reader([event_class(fmt, handler=handler)])
-    try:
-        reader.add_bpf_ring(ring.fd, ring.data_size)
+    with reading([event_class(fixture_format("sched_sched_wakeup"), handler=handler)]) as (reader, (ring,)):
         ring.push(1, 2, 3, 0, 0, wakeup_raw())
         ring.push(2, 2, 3, 0, 0, wakeup_raw())
         assert reader.drain() == 2
         assert len(errors) == 6 and all("while it drains" in e for e in errors)
         assert reader.drain() == 0          # and the reader still works afterwards
-    finally:
-        reader.close()
-        ring.close()
 
 
 def test_a_handler_replaced_from_inside_takes_over_at_the_next_event():
     # The reader also holds the running handler, in case the replacement dropped its last reference.
-    fmt = fixture_format("sched_sched_wakeup")
     calls = []
 
     class Once:
@@ -691,71 +687,51 @@ def test_a_handler_replaced_from_inside_takes_over_at_the_next_event():
 
     first = Once()
     first.tag = "first"
-    cls = event_class(fmt, handler=first)
+    cls = event_class(fixture_format("sched_sched_wakeup"), handler=first)
     del first
-    ring = FakeRing()
-    reader = _ring.Reader([cls])
-    try:
-        reader.add_bpf_ring(ring.fd, ring.data_size)
+    with reading([cls]) as (reader, (ring,)):
         ring.push(1, 2, 3, 0, 0, wakeup_raw())
         ring.push(2, 2, 3, 0, 0, wakeup_raw())
         reader.drain()
         assert calls[0] == "first" and len(calls) == 2 and calls[1]._time == 2
-    finally:
-        reader.close()
-        ring.close()
 
 
 # -- the reader with --order: per-ring queues, merged -------------------------------------------
 
-def ordered_reader(nr_rings=1, data_size=1 << 16):
-    """A reader over FakeRings; events and __lost__ calls land, in order, in one list."""
-    fmt = fixture_format("sched_sched_wakeup")
+@contextlib.contextmanager
+def reading_in_order(nr_rings=1, data_size=1 << 16):
+    """reading() with one class; events and __lost__ calls land, in order, in one list."""
     seen = []
-    reader = _ring.Reader([event_class(fmt, handler=lambda e: seen.append((e._time, e._tid)))],
-                          lambda start, end: seen.append(("lost", start, end)))
-    rings = [FakeRing(data_size) for _ in range(nr_rings)]
-    for ring in rings:
-        reader.add_bpf_ring(ring.fd, ring.data_size)
-    return reader, rings, seen
+    cls = event_class(fixture_format("sched_sched_wakeup"), handler=lambda e: seen.append((e._time, e._tid)))
+    with reading([cls], nr_rings, data_size, lambda start, end: seen.append(("lost", start, end))) as (reader, rings):
+        yield reader, rings, seen
 
 
 def test_order_sorts_a_ring_and_keeps_arrival_order_on_ties():
-    reader, (ring,), seen = ordered_reader()
-    try:
+    with reading_in_order() as (reader, (ring,), seen):
         for t, tid in ((50, 1), (30, 2), (40, 3), (30, 4), (10, 5), (60, 6), (30, 7)):
             ring.push(t, 1, tid, 0, 0, wakeup_raw())
         reader.drain(ordered=True, horizon=35)
         assert seen == [(10, 5), (30, 2), (30, 4), (30, 7)] and reader.pending == 3
         reader.drain(ordered=True, flush=True)
         assert seen[4:] == [(40, 3), (50, 1), (60, 6)] and reader.pending == 0
-    finally:
-        reader.close()
-        ring.close()
 
 
 def test_order_merges_rings():
-    reader, rings, seen = ordered_reader(nr_rings=3)
-    try:
+    with reading_in_order(nr_rings=3) as (reader, rings, seen):
         for i in range(60):                   # ring i % 3 gets times i, in order per ring
             rings[i % 3].push(1000 + i, 1, i, 0, 0, wakeup_raw())
         reader.drain(ordered=True, flush=True)
         assert [t for t, _ in seen] == list(range(1000, 1060))
-    finally:
-        reader.close()
-        for ring in rings:
-            ring.close()
 
 
 def test_order_queue_grows_and_wraps_without_losing_order():
     # More entries than the first allocation (4096), pushed and partly delivered in rounds so
     # the queue's head has moved when it grows; times arrive shuffled within small windows.
-    import random
     rnd = random.Random(7)
-    reader, (ring,), seen = ordered_reader(data_size=1 << 22)
-    try:
+    with reading_in_order(data_size=1 << 22) as (reader, (ring,), seen):
         t = 0
-        for round_ in range(4):
+        for _ in range(4):
             times = [t + i for i in range(3000)]
             for lo in range(0, len(times), 8):
                 window = times[lo:lo + 8]
@@ -768,22 +744,15 @@ def test_order_queue_grows_and_wraps_without_losing_order():
         reader.drain(ordered=True, flush=True)
         got = [x for x, _ in seen]
         assert got == sorted(got) and len(got) == 12000 and len(set(got)) == 12000
-    finally:
-        reader.close()
-        ring.close()
 
 
 def test_order_puts_a_loss_between_the_events_around_it():
-    reader, (ring,), seen = ordered_reader()
-    try:
+    with reading_in_order() as (reader, (ring,), seen):
         ring.push(10, 1, 1, 0, 0, wakeup_raw())
         ring.push(20, 1, 2, 0, 0, wakeup_raw(), lost=3)      # 3 lost on CPU 0 between 10 and 20
         ring.push(15, 1, 3, 1, 0, wakeup_raw())              # CPU 1, in between
         reader.drain(ordered=True, flush=True)
         assert seen == [(10, 1), (15, 3), ("lost", 10, 20), (20, 2)] and reader.lost == 3
-    finally:
-        reader.close()
-        ring.close()
 
 
 def test_reader_routes_by_selector_and_counts_drops():

@@ -762,8 +762,10 @@ typedef struct {
 
 /*
  * A ring's pending entries, sorted by (time, seq), in a circular array. A ring's records come
- * nearly in time order (each CPU stamps its record right after reserving it), so an entry goes
- * in from the back, past the few newer ones; the oldest leaves from the front.
+ * nearly in time order (a program stamps its record just before it reserves or writes it, and
+ * programs do not nest on a CPU), so an entry goes in from the back, past the few newer ones;
+ * the oldest leaves from the front. Inserting costs as many steps as entries it passes: fine
+ * for this, not for a ring whose records could arrive far out of time order.
  */
 typedef struct {
     Pending *items;

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import COUNTER, ROOT, Tracer, Workload, ebpfprof_cmd, parse_counts, run_ebpfprof, write_script
+from runner import (COUNTER, ROOT, Tracer, Workload, ebpfprof_cmd, parse_counts, run_ebpfprof, trace_workload,
+                    write_script)
 
 PACKAGE_DIR = str(ROOT / "ebpfprof")
 
@@ -166,17 +167,7 @@ def test_the_attach_check_sees_an_attached_run(tmp_path, workload_bin):
     script = write_script(tmp_path, INIT_FAILS.replace("    check_config()\n", "").replace(
         'print("EVENT")', 'print("EVENT", attach_fds(), flush=True)'), "attached.py")
     wl = Workload(workload_bin, "getppid", "3")
-    proc = subprocess.Popen(ebpfprof_cmd("python", "-v", "-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid),
-                                         str(script)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        while "attached" not in proc.stderr.readline():
-            assert proc.poll() is None, proc.stderr.read()
-        wl.go()
-        wl.finish()
-        out, err = proc.communicate(timeout=30)
-    finally:
-        wl.kill()
-    assert proc.returncode == 0, err
+    out = trace_workload(wl, ["-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid), str(script)]).stdout
     assert "ATTACH_FDS []" in out
     events = [l for l in out.splitlines() if l.startswith("EVENT ")]
     assert len(events) == 3 and all("perf_event" in l or "bpf_link" in l for l in events), out
@@ -220,19 +211,8 @@ def __exit__():
     print("HANDLED", n)
 ''')
     wl = Workload(workload_bin, "getppid", "50")
-    proc = subprocess.Popen(ebpfprof_cmd("python", "-v", "-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid),
-                                         str(script)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        while "attached" not in proc.stderr.readline():
-            assert proc.poll() is None, proc.stderr.read()
-        wl.go()
-        wl.finish()
-        out, err = proc.communicate(timeout=30)
-    finally:
-        wl.kill()
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+    tracer = trace_workload(wl, ["-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid), str(script)])
+    out, err = tracer.stdout, tracer.stderr
     assert "HANDLED 50" in out
     assert err.count("ValueError: bad event") == 5
     assert set(frames(err)) == {str(script)}
@@ -290,17 +270,8 @@ def test_long_pid_list_compiles(tmp_path, workload_bin):
     wl = Workload(workload_bin, "getppid", "10")
     # 40 long-lived processes (pid 1 and kernel threads) besides the workload: more than INLINE_ID_LIMIT
     others = [str(p) for p in sorted(int(d) for d in os.listdir("/proc") if d.isdigit())[:40]]
-    tracer = Tracer(["-e", "syscalls:sys_enter_getppid", "-N", "10", "-p", ",".join(others + [str(wl.pid)]),
-                     str(write_script(tmp_path, COUNTER))])
-    try:
-        tracer.wait_attached()
-        wl.go()
-        wl.finish()
-        assert tracer.wait() == 0, tracer.stderr
-    finally:
-        wl.kill()
-        if tracer.proc.poll() is None:
-            tracer.proc.kill()
+    tracer = trace_workload(wl, ["-e", "syscalls:sys_enter_getppid", "-N", "10", "-p", ",".join(others + [str(wl.pid)]),
+                                 str(write_script(tmp_path, COUNTER))])
     assert parse_counts(tracer.stdout) == {"syscalls:sys_enter_getppid": 10}
 
 

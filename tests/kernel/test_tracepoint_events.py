@@ -129,14 +129,7 @@ def test_cpu_restriction(tmp_path, workload_bin):
         wl = Workload(workload_bin, "getppid", "1000")
         subprocess.run(["taskset", "-pc", str(cpu), str(wl.pid)], check=True, capture_output=True)
         script = write_script(tmp_path, COUNTER)
-        tracer = Tracer(["-e", "syscalls:sys_enter_getppid", "-C", "1", "-p", str(wl.pid), str(script)])
-        try:
-            tracer.wait_attached()
-            wl.go()
-            wl.finish()
-            assert tracer.wait() == 0, tracer.stderr
-        finally:
-            wl.kill()
+        tracer = trace_workload(wl, ["-e", "syscalls:sys_enter_getppid", "-C", "1", "-p", str(wl.pid), str(script)])
         results[cpu] = parse_counts(tracer.stdout).get("syscalls:sys_enter_getppid", 0)
     assert results == {0: 0, 1: 1000}
 

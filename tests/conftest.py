@@ -31,3 +31,16 @@ def check_golden(relpath: str, actual: str) -> None:
         return
     expected = path.read_text()
     assert actual == expected, f"generated text differs from {path} (EBPFPROF_REGEN_GOLDEN=1 to accept)"
+
+
+@pytest.fixture
+def clean_ring_state():
+    """Hooks and the realtime offset are module globals of the extension: leave them clean.
+    Test modules that make events use it for every test (pytestmark)."""
+    from ebpfprof import _ring
+
+    _ring.set_hooks()
+    _ring.set_realtime_offset(0)
+    yield
+    _ring.set_hooks()
+    _ring.set_realtime_offset(0)

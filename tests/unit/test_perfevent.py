@@ -33,14 +33,7 @@ BUILTINS = ["_pid", "_tid", "_time", "_cpu", "_period", "_realtime", "_event", "
 COMMON = ["common_type", "common_flags", "common_preempt_count", "common_pid"]
 
 
-@pytest.fixture(autouse=True)
-def _reset_module_state():
-    """Hooks and the realtime offset are module globals of the extension: leave them clean."""
-    _ring.set_hooks()
-    _ring.set_realtime_offset(0)
-    yield
-    _ring.set_hooks()
-    _ring.set_realtime_offset(0)
+pytestmark = pytest.mark.usefixtures("clean_ring_state")
 
 
 def event_class(fmt, name: str | None = None, handler=None):

@@ -23,6 +23,7 @@ from ebpfprof.session import EventInfo, field_specs
 
 _shared = runpy.run_path(str(Path(__file__).resolve().parents[1] / "conftest.py"))
 fixture_format = _shared["fixture_format"]
+pytestmark = pytest.mark.usefixtures("clean_ring_state")
 
 
 def _libtraceevent_missing() -> str | None:
@@ -101,15 +102,6 @@ def test_flag_examples(flags, preempt, text):
 
 
 # -- the event line ---------------------------------------------------------------------------------------
-
-@pytest.fixture(autouse=True)
-def _reset_module_state():
-    _ring.set_hooks()
-    _ring.set_realtime_offset(0)
-    yield
-    _ring.set_hooks()
-    _ring.set_realtime_offset(0)
-
 
 def make(fmt_name: str, raw: bytes, *, time_ns=767594114000, pid=0, tid=0, cpu=0, name=None, info=True,
          frames=()):

@@ -297,16 +297,22 @@ static inline Py_ssize_t event_items(const struct ep_sample *s)
 }
 
 /* Fill an event (new, or recycled with room enough) from a record. */
-static void perf_event_fill(PerfEventObject *ev, const struct ep_sample *s, const u8 *raw,
-                            const u64 *frames)
+/* The sample header's part of an event; its bytes are copied by the callers. */
+static inline void fill_header(PerfEventObject *ev, const struct ep_sample *s)
 {
-    size_t raw_padded = ((size_t)s->raw_size + 7) & ~(size_t)7;
     ev->time = s->time;
     ev->pid = s->pid;
     ev->tid = s->tid;
     ev->cpu = s->cpu;
     ev->raw_size = s->raw_size;
     ev->nr_frames = s->nr_frames;
+}
+
+static void perf_event_fill(PerfEventObject *ev, const struct ep_sample *s, const u8 *raw,
+                            const u64 *frames)
+{
+    size_t raw_padded = ((size_t)s->raw_size + 7) & ~(size_t)7;
+    fill_header(ev, s);
     if (s->raw_size) {
         ev->data[raw_padded / 8 - 1] = 0;   /* the padding after the record reads as zeros */
         memcpy(ev->data, raw, s->raw_size);
@@ -315,9 +321,8 @@ static void perf_event_fill(PerfEventObject *ev, const struct ep_sample *s, cons
         memcpy((u8 *)ev->data + raw_padded, frames, (size_t)s->nr_frames * 8);
 }
 
-/* A new event owning a copy of the record's raw part and frames. */
-static PerfEventObject *perf_event_new(EventClassObject *cls, const struct ep_sample *s,
-                                       const u8 *raw, const u64 *frames)
+/* A new event of class cls with room for record s; its contents are the caller's to fill. */
+static PerfEventObject *perf_event_alloc(EventClassObject *cls, const struct ep_sample *s)
 {
     PerfEventObject *ev = PyObject_NewVar(PerfEventObject, &PerfEventType, event_items(s));
     if (!ev)
@@ -325,7 +330,16 @@ static PerfEventObject *perf_event_new(EventClassObject *cls, const struct ep_sa
     Py_INCREF(cls);
     ev->cls = cls;
     ev->callchain = NULL;
-    perf_event_fill(ev, s, raw, frames);
+    return ev;
+}
+
+/* A new event owning a copy of the record's raw part and frames. */
+static PerfEventObject *perf_event_new(EventClassObject *cls, const struct ep_sample *s,
+                                       const u8 *raw, const u64 *frames)
+{
+    PerfEventObject *ev = perf_event_alloc(cls, s);
+    if (ev)
+        perf_event_fill(ev, s, raw, frames);
     return ev;
 }
 
@@ -1042,12 +1056,7 @@ static inline void fill_from_ring(PerfEventObject *ev, const struct ep_sample *s
     const u64 *src = (const u64 *)(s + 1);
     u32 raw_size = s->raw_size;
     size_t words = ((size_t)raw_size + 7) / 8;
-    ev->time = s->time;
-    ev->pid = s->pid;
-    ev->tid = s->tid;
-    ev->cpu = s->cpu;
-    ev->raw_size = raw_size;
-    ev->nr_frames = s->nr_frames;
+    fill_header(ev, s);
     for (size_t i = 0; i < words; i++)
         ev->data[i] = src[i];
     if (raw_size & 7) {     /* keep the raw_size & 7 bytes that come first in memory */
@@ -1081,13 +1090,8 @@ static inline int record_now(ReaderObject *self, const struct ep_sample *s)
             Py_INCREF(cls);
             Py_SETREF(ev->cls, cls);
         }
-    } else {
-        ev = PyObject_NewVar(PerfEventObject, &PerfEventType, event_items(s));
-        if (!ev)
-            return -1;
-        Py_INCREF(cls);
-        ev->cls = cls;
-        ev->callchain = NULL;
+    } else if (!(ev = perf_event_alloc(cls, s))) {
+        return -1;
     }
     fill_from_ring(ev, s);
     int rc = call_handler(self, cls, ev);

@@ -138,7 +138,7 @@ sys.path.insert(0, {str(SCRIPTS)!r})
 from paired import bare_loop, prebuilt_event
 spec = importlib.util.spec_from_file_location("bench_script", {str(SCRIPTS / script)!r})
 mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-h, ev = mod.syscalls__sys_enter_getppid, prebuilt_event("syscalls", "sys_enter_getppid")
+h, ev = mod.syscalls__sys_enter_getppid, prebuilt_event()
 bare_loop(h, ev, 100000)
 times = []
 for _ in range(5):

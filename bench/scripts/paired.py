@@ -1,10 +1,9 @@
 """The bare-loop baseline, measured inside the traced run, in step with it.
 
-This VM's speed drifts by a third within minutes, so a baseline measured in another process,
-or even just before or after the run, does not compare. (Nor does a bare loop
-in a process of its own: this VM's clock drops when a vCPU idles, and the consumer idles
-between drains, so the same handler runs up to 1.5x slower in it than in a process that never
-sleeps.) A bench script hands its handler to `Pairing` and runs with `-i 50`: every 50 ms
+This VM's speed drifts by a third within minutes, so a baseline measured before or after the
+run does not compare; nor does one in a process of its own: this VM's clock drops when a vCPU
+idles, and the consumer idles between drains, so the same handler runs up to 1.5x slower in it
+than in a process that never sleeps. A bench script hands its handler to `Pairing` and runs with `-i 50`: every 50 ms
 `__interval__` closes a window of live handling (this thread's CPU time and the events handled
 in it) and then times the same handler called with one prebuilt PerfEvent, in a bare CPython
 loop (issue #4's baseline) and from C (`_ring.call_loop`, vectorcall only: the floor). Each
@@ -34,20 +33,19 @@ def bare_loop(handler, event, calls: int) -> None:
         handler(event)
 
 
-def prebuilt_event(system: str, name: str):
-    """A PerfEvent of the traced tracepoint, as the reader would make it (realistic values)."""
-    fmt = read_format(system, name)
-    cls = _ring.EventClass(f"{system}:{name}", None, field_specs(fmt))
+def prebuilt_event():
+    """A syscalls:sys_enter_getppid PerfEvent (the bench's event), as the reader would make it."""
+    fmt = read_format("syscalls", "sys_enter_getppid")
+    cls = _ring.EventClass("syscalls:sys_enter_getppid", None, field_specs(fmt))
     pid = os.getpid()
     raw = struct.pack("<HBBii", fmt.id, 0, 0, pid, 110).ljust(fmt.fixed_size, b"\0")
     return _ring.make_event(cls, time.clock_gettime_ns(time.CLOCK_MONOTONIC), pid, pid, 1, raw)
 
 
 class Pairing:
-    def __init__(self, handler, handled, event=("syscalls", "sys_enter_getppid")) -> None:
+    def __init__(self, handler, handled) -> None:
         self.handler = handler          # the script's handler
         self.handled = handled          # () -> how many times the handler has run
-        self.event_name = event
         self.event = None
         self.loop_calls = 0             # handler calls made by the loops, not by events
         self.loop_cpu_ns = 0
@@ -64,7 +62,7 @@ class Pairing:
         if self.mark is not None:
             self.windows.append((now - self.mark[0], events - self.mark[1]))
         if self.event is None:
-            self.event = prebuilt_event(*self.event_name)
+            self.event = prebuilt_event()
             bare_loop(self.handler, self.event, self.calls)     # warm up
             self.loop_calls += self.calls
         calls = self.calls

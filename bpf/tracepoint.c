@@ -5,16 +5,18 @@ int ${fn}(void *ctx)
 	struct ep_sample *s;
 	u32 zero = 0;
 
+	if (!ep_gate_open())
+		return EP_DONE;
 ${task_check}
 	if (!${filter_fn}(ctx))
-		return 0;
+		return EP_DONE;
 	st = ep_cpu_state.lookup(&zero);
 	if (!st)
-		return 0;
+		return EP_DONE;
 	s = ep_ring.ringbuf_reserve(sizeof(*s) + ${words} * 8);
 	if (!s) {
 		st->lost++;
-		return 0;
+		return EP_DONE;
 	}
 	ep_fill_header(s, st, ${index}, 0, ${raw_size});
 	/*
@@ -28,5 +30,5 @@ ${copy}
 	}
 	ep_fill_common(s + 1, ${event_id}, s->tid);
 	ep_ring.ringbuf_submit(s, ep_wakeup_flags(st));
-	return 0;
+	return EP_DONE;
 }

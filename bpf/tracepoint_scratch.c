@@ -5,13 +5,15 @@ int ${fn}(void *ctx)
 	struct ep_scratch *sc;
 	u32 zero = 0, size = ${raw_size}, raw_padded, nr_frames, total;
 
+	if (!ep_gate_open())
+		return EP_DONE;
 ${task_check}
 	if (!${filter_fn}(ctx))
-		return 0;
+		return EP_DONE;
 	st = ep_cpu_state.lookup(&zero);
 	sc = ep_scratch.lookup(&zero);
 	if (!st || !sc)
-		return 0;
+		return EP_DONE;
 ${dynamic_size}
 	raw_padded = ep_copy_raw(sc, ctx, size, ${event_id});
 	nr_frames = ep_copy_stack(sc, ctx, raw_padded, ${kernel_stack}, ${user_stack}, ${max_stack});
@@ -21,5 +23,5 @@ ${dynamic_size}
 	total &= EP_SCRATCH_SIZE - 1;
 	if (ep_ring.ringbuf_output(sc, total, ep_wakeup_flags(st)) != 0)
 		st->lost += sc->s.lost + 1;     /* this record, and the losses it was to report */
-	return 0;
+	return EP_DONE;
 }

@@ -5,8 +5,8 @@
 The public names are re-exported here; everything else is an implementation detail.
 Importing this package does not import BCC (that happens only when a run loads programs).
 """
-from ._ring import PerfEvent
-from .errors import EbpfprofError
+from ebpfprof._ring import PerfEvent
+from ebpfprof.errors import EbpfprofError
 
 __version__ = "0.1.0"
 __all__ = ["PerfEvent", "EbpfprofError", "__version__"]

@@ -1,4 +1,4 @@
 """`python -m ebpfprof` is the `ebpfprof` command."""
-from .cli import entry
+from ebpfprof.cli import entry
 
 entry()

@@ -13,10 +13,10 @@ import sys
 
 import click
 
-from . import __version__
-from .config import DEFAULT_MMAP_PAGES, RunConfig
-from .errors import EbpfprofError
-from .idlist import parse_id_list
+from ebpfprof import __version__
+from ebpfprof.options import DEFAULT_MMAP_PAGES, RunConfig
+from ebpfprof.errors import EbpfprofError
+from ebpfprof.lang.idlist import parse_id_list
 
 __all__ = ["main", "cli"]
 
@@ -98,31 +98,15 @@ def python(events, cpus, pids, tids, interval_ms, mmap_pages, exit_after, order,
         kernel_callchain=kernel_callchain, user_callchain=user_callchain,
         python_callchain=python_callchain, verbose=-1 if quiet else verbose,
     )
-    if module != "help":
-        from .sources.bpf import preload_bcc
+    if config.module is None:
+        from ebpfprof.output.template import run_help
 
-        preload_bcc()     # overlaps loading libbcc with reading formats and the script
-    if module == "help":
-        from .selector.resolve import resolve_selectors
-        from .template import script_template
+        return run_help(config)
+    from ebpfprof.bcc_loader import preload_bcc
+    from ebpfprof.run.session import run_python
 
-        options = _repeatable_options(config)
-        click.echo(script_template(config.events, resolve_selectors(config.events, config), options), nl=False)
-        return 0
-    from .session import run_python
-
+    preload_bcc()     # overlaps loading libbcc with reading formats and the script
     return run_python(config)
-
-
-def _repeatable_options(config: RunConfig) -> list[str]:
-    out = []
-    if config.interval_ms:
-        out += ["-i", str(config.interval_ms)]
-    if config.call_graph:
-        out.append("-g")
-    if config.order:
-        out.append("--order")
-    return out
 
 
 def _on_sigterm(signum, frame):

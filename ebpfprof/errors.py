@@ -9,7 +9,7 @@ from typing import Iterable
 
 __all__ = [
     "EbpfprofError", "UsageError", "SelectorError", "KernelError", "PermissionProblem",
-    "MissingDependency", "ScriptError", "SourceSpan", "close_matches",
+    "MissingDependency", "ScriptError", "close_matches",
 ]
 
 
@@ -61,30 +61,6 @@ class MissingDependency(EbpfprofError):
 
 class ScriptError(EbpfprofError):
     """The user's module cannot be found or loaded (its own traceback is printed before)."""
-
-
-class SourceSpan:
-    """A span of a source text (a selector, a filter) for caret diagnostics.
-
-    ``start`` and ``end`` are 0-based offsets into ``text``; columns shown to users are 1-based.
-    """
-
-    __slots__ = ("text", "start", "end")
-
-    def __init__(self, text: str, start: int, end: int | None = None) -> None:
-        self.text = text
-        self.start = start
-        self.end = start + 1 if end is None else max(end, start + 1)
-
-    @property
-    def column(self) -> int:
-        return self.start + 1
-
-    def caret(self, indent: int = 4) -> str:
-        """The text and a ``^~~~`` line under the span."""
-        pad = " " * indent
-        width = min(self.end, len(self.text) + 1) - self.start
-        return f"{pad}{self.text}\n{pad}{' ' * self.start}^{'~' * max(width - 1, 0)}"
 
 
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:

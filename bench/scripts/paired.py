@@ -22,7 +22,7 @@ import time
 
 from ebpfprof import _ring
 from ebpfprof.kernel.tracefs import read_format
-from ebpfprof.session import field_specs
+from ebpfprof.run.events import field_specs
 
 LOOP_NS = 1_000_000       # each loop runs about 1 ms: 4 % of a 50 ms window with both loops
 MIN_WINDOW_EVENTS = 20_000

@@ -11,7 +11,7 @@ import os
 import platform
 from functools import lru_cache
 
-from ..errors import MissingDependency, PermissionProblem
+from ebpfprof.errors import MissingDependency, PermissionProblem
 
 __all__ = ["require_privileges", "kernel_headers", "kprobes_supported", "KernelHeaders"]
 
@@ -87,7 +87,7 @@ def kernel_headers() -> KernelHeaders:
 
 def kprobes_supported() -> str | None:
     """None if kprobes work here, else the reason they do not."""
-    from .tracefs import tracefs_root
+    from ebpfprof.kernel.tracefs import tracefs_root
 
     root = tracefs_root()
     if not os.path.exists(os.path.join(root, "kprobe_events")):

@@ -12,8 +12,8 @@ import fnmatch
 import os
 from functools import lru_cache
 
-from ..errors import KernelError, PermissionProblem, SelectorError, close_matches
-from .event_format import EventFormat, FormatError, parse_format
+from ebpfprof.errors import KernelError, PermissionProblem, SelectorError, close_matches
+from ebpfprof.kernel.event_format import EventFormat, FormatError, parse_format
 
 __all__ = ["tracefs_root", "list_tracepoints", "read_format", "expand_tracepoint"]
 

@@ -1,80 +1,26 @@
-"""Compile, load and attach a generated program with BCC — the only module that imports bcc.
+"""The BPF source: every BPF selector of a run (tracepoints now, probes next) as one program.
 
-BCC is Debian's ``python3-bpfcc`` (not on PyPI). When our interpreter cannot import it (a venv
-without system site-packages), we load it from the system's dist-packages directory by path,
-without adding that whole directory to ``sys.path``.
+The run's BPF selectors become one generated C program (``codegen.program``) that BCC compiles,
+one function per selector, all writing to one BPF ring buffer. Functions are attached with the
+run's gate closed (``bpf/prelude.h``), so nothing is recorded until ``start()``.
 """
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import os
 import sys
 import tempfile
-import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..codegen import GeneratedProgram
-from ..errors import KernelError, MissingDependency
-from ..kernel.features import kernel_headers
+from ebpfprof.bcc_loader import import_bcc
+from ebpfprof.codegen.program import GeneratedProgram, TaskFilter, generate_program
+from ebpfprof.errors import KernelError
+from ebpfprof.options import RunConfig
+from ebpfprof.sources.base import Source
 
-__all__ = ["import_bcc", "LoadedProgram", "headers_warning", "BCC_PACKAGE_HINT"]
-
-BCC_PACKAGE_HINT = "install it: apt-get install python3-bpfcc (Debian/Ubuntu) — BCC is not on PyPI"
-_SYSTEM_SITES = ("/usr/lib/python3/dist-packages", "/usr/lib/python3/site-packages",
-                 "/usr/local/lib/python3/dist-packages")
-
-
-_IMPORT_LOCK = threading.Lock()
-
-
-def preload_bcc() -> None:
-    """Start loading BCC (a large library: 25–200 ms) in the background; errors surface later,
-    from import_bcc() in the main thread."""
-    def load():
-        try:
-            import_bcc()
-        except Exception:
-            pass
-    threading.Thread(target=load, name="ebpfprof-bcc-preload", daemon=True).start()
-
-
-def import_bcc():
-    """The bcc module, from our environment or the system's; MissingDependency if absent."""
-    with _IMPORT_LOCK:
-        return _import_bcc()
-
-
-def _import_bcc():
-    if "bcc" in sys.modules:
-        return sys.modules["bcc"]
-    if not os.environ.get("EBPFPROF_HIDE_BCC"):
-        try:
-            import bcc  # noqa: F401  (an environment that has it)
-            return sys.modules["bcc"]
-        except ImportError:
-            pass
-        for site in _SYSTEM_SITES:
-            init = os.path.join(site, "bcc", "__init__.py")
-            if os.path.isfile(init):
-                spec = importlib.util.spec_from_file_location(
-                    "bcc", init, submodule_search_locations=[os.path.dirname(init)])
-                if spec is None or spec.loader is None:
-                    continue
-                module = importlib.util.module_from_spec(spec)
-                sys.modules["bcc"] = module
-                try:
-                    spec.loader.exec_module(module)
-                except OSError as e:
-                    del sys.modules["bcc"]
-                    raise MissingDependency(f"BCC's library cannot be loaded: {e}",
-                                            hint="install it: apt-get install libbpfcc") from None
-                except Exception:
-                    del sys.modules["bcc"]
-                    raise
-                return module
-    raise MissingDependency("BCC (the bcc Python module) is not installed", hint=BCC_PACKAGE_HINT)
+__all__ = ["BpfSource", "LoadedProgram", "ring_size"]
 
 
 @contextmanager
@@ -196,6 +142,10 @@ class LoadedProgram:
     def ring_fd(self) -> int:
         return self._bpf[b"ep_ring"].map_fd
 
+    def set_gate(self, is_open: bool) -> None:
+        """Open (1) or close (0) the run's gate: one store that every function reads first."""
+        self._bpf[b"ep_gate"][ctypes.c_int(0)] = ctypes.c_uint32(1 if is_open else 0)
+
     def lost_pending(self) -> int:
         """Records lost on any CPU after the last record that was written (read at exit)."""
         try:
@@ -227,10 +177,73 @@ class LoadedProgram:
             bpf.cleanup()
 
 
-def headers_warning() -> str | None:
-    """One line to say when BCC compiles with headers not made for the running kernel."""
-    headers = kernel_headers()
-    if headers.exact:
-        return None
-    return (f"no kernel headers for {os.uname().release}; BCC uses {os.path.realpath(headers.path)} "
-            "(fine for tracepoints: their layouts come from tracefs)")
+def ring_size(config: RunConfig) -> int:
+    """-m pages per CPU, as one shared ring: a power of two."""
+    size = config.mmap_pages * 4096 * max(1, config.nr_cpus)
+    return 1 << (size - 1).bit_length()
+
+
+# After the gate closes, a function that read it open may still be writing its record (a
+# task preempted inside it, since syscall tracepoints may sleep): give it this long to finish
+# before the last drain reads the rings and the loss counters.
+_IN_FLIGHT_S = 0.005
+
+
+class BpfSource(Source):
+    """Every BPF selector of the run: one program, one ring, one gate."""
+
+    kind = "bpf"
+
+    def __init__(self, config: RunConfig, specs: list) -> None:
+        super().__init__(config, specs)
+        self.program: LoadedProgram | None = None
+        self._missed_at_start = 0
+        self._missed_at_stop: int | None = None
+
+    def open(self) -> None:
+        ring_bytes = ring_size(self.config)
+        records = ring_bytes // 64
+        wakeup_every = max(64, records // (4 * max(1, self.config.nr_cpus)))
+        generated = generate_program([s.program for s in self.specs],
+                                     TaskFilter(self.config.pids, self.config.tids),
+                                     ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every)
+        if self.config.verbose >= 2:
+            sys.stderr.write(generated.text)
+        self.program = LoadedProgram(generated, debug=self.config.verbose >= 3)
+        self.program.attach()
+
+    def add_rings(self, reader) -> None:
+        assert self.program is not None
+        reader.add_bpf_ring(self.program.ring_fd, ring_size(self.config))
+
+    @property
+    def wait_fds(self) -> list[int]:
+        return [self.program.ring_fd] if self.program else []
+
+    def start(self) -> None:
+        assert self.program is not None
+        self._missed_at_start = self.program.missed()
+        self.program.set_gate(True)
+
+    def stop(self) -> None:
+        if self.program is None or self._missed_at_stop is not None:
+            return
+        self.program.set_gate(False)
+        time.sleep(_IN_FLIGHT_S)
+        self._missed_at_stop = self.program.missed()
+
+    def pending_lost(self) -> int:
+        if self.program is None:
+            return 0
+        missed = self._missed_at_stop if self._missed_at_stop is not None else self.program.missed()
+        return self.program.lost_pending() + missed - self._missed_at_start
+
+    def describe(self) -> str:
+        names = [s.event.format.full_name for s in self.specs]
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        return f"{len(names)} tracepoint(s): {shown}"
+
+    def close(self) -> None:
+        if self.program is not None:
+            program, self.program = self.program, None
+            program.close()

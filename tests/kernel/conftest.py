@@ -12,16 +12,19 @@ def _kernel_ready() -> str | None:
     """None when real-event tests can run, else why not."""
     if os.geteuid() != 0:
         return "needs root (BPF programs and tracefs)"
-    try:
-        from ebpfprof.sources.bpf import import_bcc
-        from ebpfprof.kernel.features import kernel_headers
-        from ebpfprof.kernel.tracefs import tracefs_root
+    # Our own modules are imported outside the try: a broken import fails the run, it does not
+    # skip every kernel test.
+    from ebpfprof.bcc_loader import import_bcc
+    from ebpfprof.errors import EbpfprofError
+    from ebpfprof.kernel.features import kernel_headers
+    from ebpfprof.kernel.tracefs import tracefs_root
 
+    try:
         import_bcc()
         kernel_headers()
         tracefs_root()
-    except Exception as e:  # the reason is the error's own message
-        return f"kernel tests cannot run here: {getattr(e, 'message', e)}"
+    except EbpfprofError as e:  # what this machine lacks, in the error's own words
+        return f"kernel tests cannot run here: {e.message}"
     return None
 
 

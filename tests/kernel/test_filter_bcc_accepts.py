@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests" / "unit"))  # the filter generator lives w
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from ebpfprof.filter import compile_filter  # noqa: E402
+from ebpfprof.lang.filter import compile_filter  # noqa: E402
 from ebpfprof.kernel.event_format import EventFormat, parse_format  # noqa: E402
 
 TRACEFS = pathlib.Path("/sys/kernel/tracing")
@@ -91,7 +91,7 @@ class Loaded:
         parts = []
         for i, (event, text) in enumerate(items):
             cf = compile_filter(text, live_format(event), selector=event, fn_name=f"filter_{i}")
-            parts.append(cf.c_code + COUNTER.format(i=i))
+            parts.append(cf.c_code.text + COUNTER.format(i=i))
         self.source = "\n".join(parts)
         # BCC wants bytes everywhere (str is deprecated there).
         self.bpf = BCC.BPF(text=self.source.encode())

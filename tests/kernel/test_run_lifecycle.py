@@ -27,20 +27,22 @@ def __exit__():
 def test_session_releases_every_fd_in_process():
     """TracingSession closes every BPF and perf fd it opened, also when its body raises, and
     also with two programs on one tracepoint (alias=)."""
-    from ebpfprof.config import RunConfig
-    from ebpfprof.session import TracingSession, build_program, event_classes
-    from ebpfprof.script import Callbacks
-    from ebpfprof.selector.resolve import resolve_selectors
+    from ebpfprof.options import RunConfig
+    from ebpfprof.resolve import resolve_selectors
+    from ebpfprof.run.events import event_classes
+    from ebpfprof.run.script import Callbacks
+    from ebpfprof.run.session import TracingSession
+    from ebpfprof.sources import sources_for
 
     config = RunConfig(events=("syscalls:sys_enter_getppid,syscalls:sys_enter_getppid//alias=again/,"
                                "sched:sched_process_exec",))
     before = kernel_fds_of()
-    resolved = resolve_selectors(config.events, config)
-    classes = event_classes(resolved, None, Callbacks(sample=lambda e: None))
+    specs = resolve_selectors(config.events, config)
+    classes = event_classes([s.event for s in specs], None, Callbacks(sample=lambda e: None))
     for raise_inside in (False, True):
-        program = build_program(config, resolved)
         with pytest.raises(RuntimeError) if raise_inside else _nothing():
-            with TracingSession(config, program, classes, None) as session:
+            with TracingSession(sources_for(specs, config), classes, None) as session:
+                session.start()
                 held = program_ids_of()
                 assert len(held) == 3, "one program per selector while attached"
                 assert kernel_fds_of() != before
@@ -87,14 +89,20 @@ def test_every_exit_runs_exit_and_detaches(tmp_path, workload_bin, how):
     assert "Traceback" not in tracer.stderr
 
 
-def test_exception_in_init_aborts_before_attaching(tmp_path):
+def test_exception_in_init_detaches_and_delivers_nothing(tmp_path):
+    """__init__ runs with everything recording (its own getppid() calls are recorded); when it
+    raises, the run detaches, delivers nothing, and exits non-zero."""
+    before = loaded_program_ids()
     script = write_script(tmp_path, '''
+import os
 def __init__():
+    for _ in range(100):
+        os.getppid()
     raise ValueError("no config file")
 def __exit__():
     print("EXIT RAN")
 def __sample__(event):
-    pass
+    print("EVENT")
 ''')
     tracer = Tracer(["-e", "syscalls:sys_enter_getppid", str(script)])
     rc = tracer.wait()
@@ -102,9 +110,9 @@ def __sample__(event):
     err = tracer.stderr
     assert "ValueError: no config file" in err
     assert 'line 3, in __init__' in err          # the script's own traceback
-    assert "ebpfprof: error: the script's __init__() raised an exception; nothing was attached" in err
-    assert "attached 1 tracepoint" not in err
-    assert "EXIT RAN" not in tracer.stdout
+    assert "ebpfprof: error: the script's __init__() raised an exception; nothing was delivered" in err
+    assert "EXIT RAN" not in tracer.stdout and "EVENT" not in tracer.stdout
+    assert loaded_program_ids() <= before, "a program outlived the run"
 
 
 def test_handler_exception_prints_traceback_and_goes_on(tmp_path, workload_bin):

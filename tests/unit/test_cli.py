@@ -6,7 +6,6 @@ fixture formats, so nothing here needs root or a kernel.
 """
 from __future__ import annotations
 
-import runpy
 import shutil
 import signal
 import subprocess
@@ -15,15 +14,16 @@ from pathlib import Path
 
 import pytest
 
+import support
+
 import ebpfprof
-import ebpfprof.session
+import ebpfprof.run.session
 from ebpfprof.cli import main
-from ebpfprof.config import DEFAULT_MMAP_PAGES, RunConfig
+from ebpfprof.options import DEFAULT_MMAP_PAGES, RunConfig
 from ebpfprof.kernel import tracefs
 
-_shared = runpy.run_path(str(Path(__file__).resolve().parents[1] / "conftest.py"))
-FORMATS = _shared["FIXTURES"] / "formats"
-ROOT = _shared["ROOT"]
+FORMATS = support.FIXTURES / "formats"
+ROOT = support.ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +43,7 @@ def runs(monkeypatch):
         got.append(config)
         return 0
 
-    monkeypatch.setattr(ebpfprof.session, "run_python", fake_run)
+    monkeypatch.setattr(ebpfprof.run.session, "run_python", fake_run)
     return got
 
 

@@ -6,20 +6,22 @@ regenerate them with ``EBPFPROF_REGEN_GOLDEN=1`` and review the diff like code.
 from __future__ import annotations
 
 import re
-import runpy
 from pathlib import Path
 
 import pytest
+
+import support
 from hypothesis import given, strategies as st
 
-from ebpfprof.codegen import (
-    DEFAULT_MAX_STACK, INLINE_ID_LIMIT, TaskFilter, TracepointProgram, c_comment, generate_program,
+from ebpfprof.codegen.program import (
+    DEFAULT_MAX_STACK, INLINE_ID_LIMIT, TaskFilter, TracepointProgram, generate_program,
 )
+from ebpfprof.codegen.c import CIdent, c_comment, emitted
+from ebpfprof.lang.filter import CompiledFilter
 from ebpfprof.kernel.event_format import parse_format
 
-_shared = runpy.run_path(str(Path(__file__).resolve().parents[1] / "conftest.py"))
-fixture_format = _shared["fixture_format"]
-check_golden = _shared["check_golden"]
+fixture_format = support.fixture_format
+check_golden = support.check_golden
 
 RING = dict(ring_pages=2048, wakeup_every=512)
 
@@ -33,6 +35,10 @@ static __always_inline int ep_sel0_filter(void *ctx)
 
 	return pid > 1000 && prio < 100;
 }"""
+
+
+FILTER = CompiledFilter(emitted(FILTER_CODE), ("pid", "prio"), CIdent("ep_sel0_filter"),
+                        "pid > 1000 && prio < 100")
 
 
 def prog(fmt_name: str, index: int = 0, label: str | None = None, **kw) -> TracepointProgram:
@@ -57,7 +63,7 @@ CASES = {
     "pids_long": lambda: generate([prog("syscalls_sys_enter_getppid")],
                                   TaskFilter(tgids=tuple(range(1000, 1000 + INLINE_ID_LIMIT + 8)), tids=(7,))),
     "filter": lambda: generate([prog("sched_sched_wakeup", label="sched:sched_wakeup/pid>1000 && prio<100/",
-                                     filter_code=FILTER_CODE, filter_fn="ep_sel0_filter")]),
+                                     filter=FILTER)]),
     "two_selectors": lambda: generate([
         prog("sched_sched_wakeup", 0, label="sched:sched_wakeup//alias=w/"),
         prog("irq_irq_handler_entry", 1, kernel_stack=True, max_stack=8),

@@ -21,7 +21,7 @@ import click
 import pytest
 
 from ebpfprof.cli import cli
-from ebpfprof.selector.parser import parse_selectors
+from ebpfprof.lang.selector.parser import parse_selectors
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "docs").rglob("*.md"))

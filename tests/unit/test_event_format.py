@@ -5,19 +5,19 @@ hand-written ones cover kinds no captured tracepoint has (__rel_loc, s8, struct 
 """
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 
 import pytest
+
+import support
 
 from ebpfprof.kernel.event_format import (
     DYNAMIC_KINDS, STRING_KINDS, EventFormat, Field, FieldKind, FormatError, parse_format,
 )
 
 # tests/conftest.py by path: with tests/kernel collected too, the name `conftest` is ambiguous.
-_shared = runpy.run_path(str(Path(__file__).resolve().parents[1] / "conftest.py"))
-fixture_format = _shared["fixture_format"]
-FORMATS = _shared["FIXTURES"] / "formats"
+fixture_format = support.fixture_format
+FORMATS = support.FIXTURES / "formats"
 
 ALL_FIXTURES = sorted(p.stem for p in FORMATS.glob("*.format"))
 COMMON = [("common_type", 0, 2, False), ("common_flags", 2, 1, False),

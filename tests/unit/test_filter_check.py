@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from ebpfprof.filter import STRING_CAP, FilterError, compile_filter
-from ebpfprof.filter.ast import And, FilterSource, Not
-from ebpfprof.filter.check import GlobTest, IntTest, StrTest, check, is_ifindex_field
-from ebpfprof.filter.parser import parse
+from ebpfprof.lang.filter import STRING_CAP, FilterError, compile_filter
+from ebpfprof.lang.filter.ast import And, FilterSource, Not
+from ebpfprof.lang.filter.check import GlobTest, IntTest, StrTest, check, is_ifindex_field
+from ebpfprof.lang.filter.parser import parse
 from test_filter_gen import load_format
 
 WAKEUP = load_format("sched_sched_wakeup")
@@ -242,7 +242,7 @@ def test_importing_the_compiler_pulls_in_neither_bcc_nor_pyroute2():
 
     from test_filter_gen import ROOT
 
-    code = ("import sys, ebpfprof.filter; "
+    code = ("import sys, ebpfprof.lang.filter; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bcc', 'pyroute2')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, env={"PYTHONPATH": str(ROOT)}, check=True).stdout

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ebpfprof.filter import FilterError, compile_filter
+from ebpfprof.lang.filter import FilterError, compile_filter
 from ebpfprof.kernel.event_format import EventFormat, parse_format
 from test_filter_gen import FORMATS, ROOT
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ebpfprof.filter import CompiledFilter, FilterError, compile_filter
+from ebpfprof.lang.filter import CompiledFilter, FilterError, compile_filter
 from test_filter_gen import assert_no_injection, load_format
 
 FORMATS = [load_format(n) for n in ("sched_sched_wakeup", "sched_sched_process_exec", "synth",
@@ -41,7 +41,7 @@ def _compile(text: str, fmt) -> None:
         assert err.exit_code == 2
         return
     assert isinstance(cf, CompiledFilter)
-    assert_no_injection(cf.c_code, "ff")
+    assert_no_injection(cf.c_code.text, "ff")
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])

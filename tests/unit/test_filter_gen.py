@@ -17,8 +17,8 @@ from typing import Union
 
 from hypothesis import strategies as st
 
-from ebpfprof.filter import STRING_CAP
-from ebpfprof.filter.glob import compile_glob
+from ebpfprof.lang.filter import STRING_CAP
+from ebpfprof.lang.filter.glob import compile_glob
 from ebpfprof.kernel.event_format import EventFormat, Field, FieldKind, parse_format
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -337,7 +337,7 @@ def evaluate(tree: Tree, fmt: EventFormat, rec: Record) -> bool:
 def test_generated_filters_parse_to_the_intended_fields():
     from hypothesis import given, settings
 
-    from ebpfprof.filter import compile_filter
+    from ebpfprof.lang.filter import compile_filter
 
     fmt = load_format("sched_sched_wakeup")
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebpfprof.filter.glob import MAX_STATES, GlobTooComplex, compile_glob, parse_glob
+from ebpfprof.lang.filter.glob import MAX_STATES, GlobTooComplex, compile_glob, parse_glob
 
 ALPHABET = b"ab-!]["
 

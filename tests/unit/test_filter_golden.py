@@ -13,7 +13,7 @@ import pathlib
 
 import pytest
 
-from ebpfprof.filter import compile_filter
+from ebpfprof.lang.filter import compile_filter
 from test_filter_gen import ROOT, assert_no_injection, load_format
 
 GOLDEN = ROOT / "tests" / "golden" / "filters"
@@ -24,7 +24,7 @@ FN_NAME = "filter_0"
 def compile_case(case: dict) -> str:
     system, name = case["event"].split(":")
     fmt = load_format(f"{system}_{name}")
-    return compile_filter(case["filter"], fmt, selector=case["event"], fn_name=FN_NAME).c_code
+    return compile_filter(case["filter"], fmt, selector=case["event"], fn_name=FN_NAME).c_code.text
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

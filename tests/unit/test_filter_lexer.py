@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from ebpfprof.filter import FilterError
-from ebpfprof.filter.ast import FilterSource, Span
-from ebpfprof.filter.lexer import tokenize
+from ebpfprof.lang.filter import FilterError
+from ebpfprof.lang.filter.ast import FilterSource, Span
+from ebpfprof.lang.filter.lexer import tokenize
 
 SEL = "sched:sched_wakeup"
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from ebpfprof.filter import FilterError
-from ebpfprof.filter.ast import And, Compare, FilterSource, Not, Or, Span
-from ebpfprof.filter.parser import MAX_COMPARISONS, MAX_DEPTH, parse
+from ebpfprof.lang.filter import FilterError
+from ebpfprof.lang.filter.ast import And, Compare, FilterSource, Not, Or, Span
+from ebpfprof.lang.filter.parser import MAX_COMPARISONS, MAX_DEPTH, parse
 
 SEL = "sched:sched_wakeup"
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ebpfprof.filter import compile_filter
+from ebpfprof.lang.filter import compile_filter
 from test_filter_gen import Record, evaluate, filters, load_format, records
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
@@ -112,7 +112,7 @@ class CFilters:
 def _differential(fmt_name: str, batch):
     fmt = load_format(fmt_name)
     pairs, recs = batch
-    codes = [compile_filter(text, fmt, selector=f"test:{fmt.name}", fn_name=f"f{i}").c_code
+    codes = [compile_filter(text, fmt, selector=f"test:{fmt.name}", fn_name=f"f{i}").c_code.text
              for i, (text, _) in enumerate(pairs)]
     lib = CFilters(codes)
     for i, (text, tree) in enumerate(pairs):
@@ -174,7 +174,7 @@ def test_string_edges_by_hand():
         ('big == "%s"' % ("x" * cap), rec(b"", big=b"x" * 199), False),
         ('rname == ""', rec(b"q"), True),
     ]
-    codes = [compile_filter(text, fmt, selector="test:synth", fn_name=f"f{i}").c_code
+    codes = [compile_filter(text, fmt, selector="test:synth", fn_name=f"f{i}").c_code.text
              for i, (text, _, _) in enumerate(cases)]
     lib = CFilters(codes)
     for i, (text, r, want) in enumerate(cases):
@@ -185,7 +185,7 @@ def test_common_pid_and_type():
     fmt = load_format("sched_sched_wakeup")
     cases = ["common_pid == 4242", "common_pid < 0", f"common_type == {fmt.id}",
              "common_type != 1"]
-    lib = CFilters([compile_filter(t, fmt, selector="s:w", fn_name=f"f{i}").c_code
+    lib = CFilters([compile_filter(t, fmt, selector="s:w", fn_name=f"f{i}").c_code.text
                     for i, t in enumerate(cases)])
     data = bytes(64)
     assert [lib.run(i, data, 4242) for i in range(4)] == [True, False, True, True]

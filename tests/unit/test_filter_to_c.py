@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebpfprof.filter import compile_filter
-from ebpfprof.filter.to_c import c_int_literal, comment_text
+from ebpfprof.lang.filter import compile_filter
+from ebpfprof.lang.filter.to_c import c_int_literal, comment_text
 from test_filter_gen import assert_no_injection, load_format
 
 WAKEUP = load_format("sched_sched_wakeup")
@@ -17,7 +17,7 @@ SYNTH = load_format("synth")
 
 
 def c(text: str, fmt=WAKEUP, fn="f") -> str:
-    return compile_filter(text, fmt, selector=fmt.full_name, fn_name=fn).c_code
+    return compile_filter(text, fmt, selector=fmt.full_name, fn_name=fn).c_code.text
 
 
 @pytest.mark.parametrize("value, signed, spelled", [

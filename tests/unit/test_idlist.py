@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from ebpfprof.idlist import format_id_list, parse_id_list
+from ebpfprof.lang.idlist import format_id_list, parse_id_list
 
 
 @pytest.mark.parametrize("text, ids", [

@@ -28,8 +28,8 @@ def test_import_ebpfprof_does_not_import_bcc():
 
 
 @pytest.mark.parametrize("module", [
-    "ebpfprof.cli", "ebpfprof.session", "ebpfprof.dispatch", "ebpfprof.script", "ebpfprof.template",
-    "ebpfprof.printing", "ebpfprof.codegen", "ebpfprof.selector.resolve", "ebpfprof.kernel.symbols",
+    "ebpfprof.cli", "ebpfprof.run.session", "ebpfprof.run.dispatch", "ebpfprof.run.script", "ebpfprof.output.template",
+    "ebpfprof.output.printing", "ebpfprof.codegen.program", "ebpfprof.resolve", "ebpfprof.symbols",
     "ebpfprof.kernel.features", "ebpfprof.sources.bpf",
 ])
 def test_importing_a_module_does_not_import_bcc(module):

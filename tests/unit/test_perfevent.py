@@ -12,22 +12,22 @@ import gc
 import mmap
 import os
 import random
-import runpy
 import struct
 from pathlib import Path
 
 import pytest
 
+import support
+
 import ebpfprof
 from ebpfprof import _ring
 from ebpfprof.kernel.event_format import parse_format
-from ebpfprof.kernel.symbols import (
+from ebpfprof.symbols import (
     CONTEXT_KERNEL, CONTEXT_USER, KERNEL_DSO, CallchainResolver, KernelSymbols,
 )
-from ebpfprof.session import EventInfo, field_specs
+from ebpfprof.run.events import field_specs
 
-_shared = runpy.run_path(str(Path(__file__).resolve().parents[1] / "conftest.py"))
-fixture_format = _shared["fixture_format"]
+fixture_format = support.fixture_format
 
 BUILTINS = ["_pid", "_tid", "_time", "_cpu", "_period", "_realtime", "_event", "_callchain"]
 COMMON = ["common_type", "common_flags", "common_preempt_count", "common_pid"]
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("clean_ring_state")
 
 
 def event_class(fmt, name: str | None = None, handler=None):
-    return _ring.EventClass(name or fmt.full_name, handler, field_specs(fmt), EventInfo(fmt))
+    return _ring.EventClass(name or fmt.full_name, handler, field_specs(fmt), support.event_spec(fmt))
 
 
 def common(event_id: int, flags: int = 0, preempt: int = 0, pid: int = 0) -> bytes:

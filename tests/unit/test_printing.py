@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import runpy
 import struct
 import time
 from datetime import datetime
@@ -16,18 +15,19 @@ from pathlib import Path
 
 import pytest
 
+import support
+
 from ebpfprof import _ring
 from ebpfprof.errors import MissingDependency
-from ebpfprof.printing import EventPrinter, format_flags
-from ebpfprof.session import EventInfo, field_specs
+from ebpfprof.output.printing import EventPrinter, format_flags
+from ebpfprof.run.events import field_specs
 
-_shared = runpy.run_path(str(Path(__file__).resolve().parents[1] / "conftest.py"))
-fixture_format = _shared["fixture_format"]
+fixture_format = support.fixture_format
 pytestmark = pytest.mark.usefixtures("clean_ring_state")
 
 
 def _libtraceevent_missing() -> str | None:
-    from ebpfprof.kernel.printfmt import libtraceevent
+    from ebpfprof.output.printfmt import libtraceevent
 
     try:
         libtraceevent()
@@ -106,7 +106,7 @@ def test_flag_examples(flags, preempt, text):
 def make(fmt_name: str, raw: bytes, *, time_ns=767594114000, pid=0, tid=0, cpu=0, name=None, info=True,
          frames=()):
     fmt = fixture_format(fmt_name)
-    cls = _ring.EventClass(name or fmt.full_name, None, field_specs(fmt), EventInfo(fmt, header_known=True) if info else None)
+    cls = _ring.EventClass(name or fmt.full_name, None, field_specs(fmt), support.event_spec(fmt, header_known=True) if info else None)
     return _ring.make_event(cls, time_ns, pid, tid, cpu, raw, frames)
 
 
@@ -243,10 +243,10 @@ def test_print_writes_the_line_then_the_frames():
 
 def test_bpf_collected_events_show_x_for_the_unknown_irq_state():
     """Events whose class says the header was filled by BPF print 'X' in the irqs-off column."""
-    from ebpfprof.session import EventInfo, field_specs
+    from ebpfprof.run.events import field_specs
 
     fmt = fixture_format("sched_sched_wakeup")
-    cls = _ring.EventClass("sched:sched_wakeup", None, field_specs(fmt), EventInfo(fmt))
+    cls = _ring.EventClass("sched:sched_wakeup", None, field_specs(fmt), support.event_spec(fmt))
     raw = struct.pack("<HBBi16siii", fmt.id, 0, 0, 7, b"bash", 8738, 120, 0)
     ev = _ring.make_event(cls, 767_594_114_000, 7, 7, 0, raw)
     line = EventPrinter().line(ev, timestamp=False)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 
 from ebpfprof.errors import SelectorError
-from ebpfprof.selector.ast import (
+from ebpfprof.lang.selector.ast import (
     Attr, ProbeSelector, ProfilerSelector, Span, TracepointSelector,
 )
-from ebpfprof.selector.parser import KNOWN_ATTRS, parse_selectors
-from ebpfprof.selector.resolve import parse_all
+from ebpfprof.lang.selector.parser import KNOWN_ATTRS, parse_selectors
+from ebpfprof.resolve import parse_all
 
 
 def one(text: str):
@@ -65,7 +65,6 @@ def test_filter_with_commas_quotes_parentheses_is_one_selector():
     text = 'sched:sched_wakeup/comm~"a,b" && (pid==1 || pid==2)/cpus=0,1/,sched:sched_switch'
     a, b = parse_selectors(text)
     assert a.filter == 'comm~"a,b" && (pid==1 || pid==2)'
-    assert a.filter_span == Span(19, 51)
     assert text[19:51] == a.filter
     assert a.attrs == (Attr("cpus", "0,1", Span(52, 60)),)
     assert a.cpus == (0, 1)
@@ -105,7 +104,7 @@ def test_all_attrs_together():
 
 def test_empty_filter_and_empty_attrs_are_skipped():
     s = one("sched:sched_wakeup//alias=a//stack/")
-    assert s.filter is None and s.filter_span is None
+    assert s.filter is None
     assert [a.key for a in s.attrs] == ["alias", "stack"]
 
 
@@ -145,7 +144,6 @@ def test_profiler_options_are_split_like_a_shell():
     assert isinstance(s, ProfilerSelector)
     assert s.name == "profile"
     assert s.options == ("-F", "997", "-g")
-    assert s.options_span == Span(8, 17)
     assert s.attrs == ()
 
 
@@ -175,7 +173,7 @@ def test_bare_profilers():
 
 def test_profiler_with_empty_options_and_an_alias():
     s = one("page-faults//alias=pf/")
-    assert s.options == () and s.options_span is None and s.alias == "pf"
+    assert s.options == () and s.alias == "pf"
 
 
 # -- probes ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """`help` (SPEC §6): the template is valid Python, has every callback, one handler per selector,
 lists the fields with their Python types, and its header holds the command line that runs it.
 
-Selectors are resolved by hand from fixture formats (no tracefs). One test runs the template's
+Selectors are resolved by the real resolver, with fixture formats standing in for tracefs. One test runs the template's
 callbacks on made events to show it works as written; tests/kernel/test_template_live.py runs it
 on live events.
 """
@@ -11,22 +11,25 @@ import contextlib
 import inspect
 import io
 import re
-import runpy
 import shlex
 import struct
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
-from ebpfprof import _ring
-from ebpfprof.script import handler_name
-from ebpfprof.selector.parser import parse_selectors
-from ebpfprof.selector.resolve import ResolvedTracepoint
-from ebpfprof.session import EventInfo, field_specs
-from ebpfprof.template import script_template
+import support
 
-_shared = runpy.run_path(str(Path(__file__).resolve().parents[1] / "conftest.py"))
-fixture_format = _shared["fixture_format"]
+from ebpfprof import _ring
+from ebpfprof.resolve.spec import handler_name
+from ebpfprof.lang.selector.parser import parse_selectors
+from ebpfprof.kernel import tracefs
+from ebpfprof.options import RunConfig
+from ebpfprof.resolve import resolve_selectors
+from ebpfprof.run.events import field_specs
+from ebpfprof.output.template import script_template
+
+fixture_format = support.fixture_format
 
 CALLBACKS = {
     "__init__": [],
@@ -38,17 +41,20 @@ CALLBACKS = {
 }
 
 
-def resolve(events: str, formats: list[str]) -> list[ResolvedTracepoint]:
-    """What resolve_selectors would give, with fixture formats standing in for tracefs."""
-    out = []
-    for i, (sel, name) in enumerate(zip(parse_selectors(events), formats, strict=True)):
-        fmt = fixture_format(name)
-        shown = sel.alias or fmt.name
-        out.append(ResolvedTracepoint(
-            index=i, selector=sel, format=fmt, event_name=f"{fmt.system}:{shown}",
-            handler=handler_name(fmt.system, shown), cpus=sel.cpus, kernel_stack=sel.stack,
-            user_stack=sel.stack, max_stack=sel.max_stack or 127))
-    return out
+def resolve(events: str, formats: list[str]) -> list:
+    """What resolve_selectors gives, with fixture formats standing in for tracefs."""
+    fixtures = iter(formats)
+
+    def expand(system, name):
+        return [(system, name)]
+
+    def read_format(system, name):
+        return fixture_format(next(fixtures))
+
+    with mock.patch.object(tracefs, "expand_tracepoint", expand), \
+            mock.patch.object(tracefs, "read_format", read_format), \
+            mock.patch("ebpfprof.resolve.online_cpus", lambda: tuple(range(128))):
+        return [spec.event for spec in resolve_selectors((events,), RunConfig(events=(events,)))]
 
 
 def template(events: str, formats: list[str], options: list[str] | None = None) -> str:
@@ -146,8 +152,8 @@ def test_two_selectors_with_one_alias_share_one_handler():
 @pytest.mark.parametrize("events", [
     'sched:sched_process_exec/filename~"*{x}\'"/',
     "sched:sched_process_exec/filename==\"a\\\"b\"/",
-    'sched:sched_process_exec/filename=="}}{{\\n"""/',
-    "sched:sched_process_exec/filename=='''/",
+    'sched:sched_process_exec/filename=="}}{{\\n\\"\\"\\""/',
+    "sched:sched_process_exec/filename==\"'''\"/",
     'sched:sched_process_exec/filename=="$HOME `id` #x"/',
 ])
 def test_quotes_and_braces_do_not_break_the_python(events):
@@ -177,7 +183,7 @@ def test_header_keeps_spaces_inside_a_filter_string():
 
 def wakeup_event(name: str = "sched:sched_wakeup"):
     fmt = fixture_format("sched_sched_wakeup")
-    cls = _ring.EventClass(name, None, field_specs(fmt), EventInfo(fmt))
+    cls = _ring.EventClass(name, None, field_specs(fmt), support.event_spec(fmt))
     raw = struct.pack("<HBBi16siii", 374, 0, 0, 1, b"bash", 2, 120, 0)
     return _ring.make_event(cls, 1, 2, 3, 0, raw)
 

@@ -40,7 +40,28 @@ struct ep_common {
  * shows 'X' (unknown) in the irqs-off column.
  */
 
+/*
+ * What every program returns. 0 ends the event for every perf user of the tracepoint on
+ * this CPU (perf_trace_run_bpf_submit skips perf_tp_event when BPF returns 0).
+ */
+#define EP_DONE 0
+
 BPF_RINGBUF_OUTPUT(ep_ring, EP_RING_PAGES);
+
+/*
+ * The run's gate: 0 while the run attaches, 1 from the moment it starts (one store, so every
+ * program of the run starts at the same instant), 0 again from the moment it stops. Every
+ * program checks it first: an event outside the run is neither recorded nor counted lost.
+ */
+BPF_ARRAY(ep_gate, u32, 1);
+
+static __always_inline int ep_gate_open(void)
+{
+	u32 zero = 0;
+	u32 *open = ep_gate.lookup(&zero);
+
+	return open && *open;
+}
 
 /* Per-CPU state: records lost since the last one written, records since the last wakeup. */
 struct ep_cpu_state {
@@ -121,17 +142,19 @@ int ep_sel0_syscalls__sys_enter_getppid(void *ctx)
 	struct ep_sample *s;
 	u32 zero = 0;
 
+	if (!ep_gate_open())
+		return EP_DONE;
 	if (!ep_task_wanted())
-		return 0;
+		return EP_DONE;
 	if (!ep_keep_all(ctx))
-		return 0;
+		return EP_DONE;
 	st = ep_cpu_state.lookup(&zero);
 	if (!st)
-		return 0;
+		return EP_DONE;
 	s = ep_ring.ringbuf_reserve(sizeof(*s) + 2 * 8);
 	if (!s) {
 		st->lost++;
-		return 0;
+		return EP_DONE;
 	}
 	ep_fill_header(s, st, 0, 0, 12);
 	/*
@@ -145,5 +168,5 @@ int ep_sel0_syscalls__sys_enter_getppid(void *ctx)
 	}
 	ep_fill_common(s + 1, 305, s->tid);
 	ep_ring.ringbuf_submit(s, ep_wakeup_flags(st));
-	return 0;
+	return EP_DONE;
 }

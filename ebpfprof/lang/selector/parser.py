@@ -24,9 +24,9 @@ from __future__ import annotations
 import re
 import shlex
 
-from ..errors import SelectorError, close_matches
-from ..idlist import parse_id_list
-from .ast import (
+from ebpfprof.errors import SelectorError, close_matches
+from ebpfprof.lang.idlist import parse_id_list
+from ebpfprof.lang.selector.ast import (
     PROBE_KINDS, Attr, ProbeSelector, ProfilerSelector, Selector, Span, TracepointSelector,
 )
 
@@ -55,7 +55,7 @@ class _Parser:
     def error(self, message: str, start: int, end: int | None = None, hint: str = "") -> SelectorError:
         span = Span(start, end if end is not None else start + 1)
         return SelectorError(f"-e '{self.text}': {message} at column {start + 1}",
-                             detail=span.source(self.text).caret(), hint=hint)
+                             detail=span.caret(self.text), hint=hint)
 
     # -- selectors := selector (',' selector)* ------------------------------------------------
     def parse(self) -> list[Selector]:
@@ -103,11 +103,10 @@ class _Parser:
         system = self.word(_SYS_NAME_RE, "a tracepoint system name")
         self.expect(":")
         name = self.word(_SYS_NAME_RE, "a tracepoint name after ':'")
-        first, first_span, attrs = self.section(start)
+        first, _, attrs = self.section(start)
         return TracepointSelector(text=self.text[start:self.pos], span=Span(start, self.pos),
                                   attrs=attrs, system=system, name=name,
-                                  filter=first if first and first.strip() else None,
-                                  filter_span=first_span if first and first.strip() else None)
+                                  filter=first if first and first.strip() else None)
 
     # -- probe := KIND ':' FUNC ['@' FILE] [section] -------------------------------------------
     def probe(self, start: int, kind: str) -> ProbeSelector:
@@ -122,11 +121,10 @@ class _Parser:
             file = self.file()
         elif self.peek() == "@":
             raise self.error(f"{kind} takes no '@file' (kernel functions only)", self.pos)
-        first, first_span, attrs = self.section(start)
+        first, _, attrs = self.section(start)
         return ProbeSelector(text=self.text[start:self.pos], span=Span(start, self.pos), attrs=attrs,
                              kind=kind, function=func, file=file,
-                             filter=first if first and first.strip() else None,
-                             filter_span=first_span if first and first.strip() else None)
+                             filter=first if first and first.strip() else None)
 
     def file(self) -> str:
         if self.peek() == '"':
@@ -156,8 +154,7 @@ class _Parser:
                 assert first_span is not None
                 raise self.error(f"cannot split profiler options: {e}", first_span.start) from None
         return ProfilerSelector(text=self.text[start:self.pos], span=Span(start, self.pos), attrs=attrs,
-                                name=name, options=options,
-                                options_span=first_span if options else None)
+                                name=name, options=options)
 
     # -- section := '/' FIRST ('/' ATTR)* '/' -----------------------------------------------------
     def section(self, start: int) -> tuple[str | None, Span | None, tuple[Attr, ...]]:

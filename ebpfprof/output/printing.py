@@ -14,8 +14,8 @@ from __future__ import annotations
 import sys
 import time
 
-from . import _ring
-from .kernel.event_format import EventFormat
+from ebpfprof import _ring
+from ebpfprof.kernel.event_format import EventFormat
 
 __all__ = ["EventPrinter", "format_flags"]
 
@@ -96,8 +96,8 @@ class EventPrinter:
         if fmt is None:
             return " ".join(f"{k}={v}" for k, v in event.items() if not k.startswith("_"))
         if self._renderer is None:
-            from .kernel.printfmt import TraceEventRenderer
-            from .kernel.symbols import default_resolver
+            from ebpfprof.output.printfmt import TraceEventRenderer
+            from ebpfprof.symbols import default_resolver
 
             self._renderer = TraceEventRenderer([], kernel_symbols=default_resolver().kernel)
         text = self._renderer.render(fmt, _ring.event_raw(event), event._cpu, event._time)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from ebpfprof.filter.ast import FilterSource, Span
+from ebpfprof.lang.filter.ast import FilterSource, Span
 
 __all__ = ["Token", "tokenize", "MAX_INT_BITS"]
 

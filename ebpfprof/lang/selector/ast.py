@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import SourceSpan
+from ebpfprof.lang.span import Span
 
 __all__ = [
     "Span", "Attr", "Selector", "TracepointSelector", "ProbeSelector", "ProfilerSelector",
@@ -15,17 +15,6 @@ __all__ = [
 ]
 
 PROBE_KINDS = ("kprobe", "kretprobe", "uprobe", "uretprobe")
-
-
-@dataclass(frozen=True)
-class Span:
-    """Offsets [start, end) into the ``-e`` text."""
-
-    start: int
-    end: int
-
-    def source(self, text: str) -> SourceSpan:
-        return SourceSpan(text, self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -67,7 +56,7 @@ class Selector:
 
     @property
     def cpus(self) -> tuple[int, ...] | None:
-        from ..idlist import parse_id_list
+        from ebpfprof.lang.idlist import parse_id_list
 
         a = self.attr("cpus")
         return parse_id_list(a.value or "", "cpus=") if a else None
@@ -80,7 +69,6 @@ class TracepointSelector(Selector):
     system: str = ""
     name: str = ""
     filter: str | None = None
-    filter_span: Span | None = None
 
     @property
     def has_wildcard(self) -> bool:
@@ -95,7 +83,6 @@ class ProbeSelector(Selector):
     function: str = ""
     file: str | None = None
     filter: str | None = None
-    filter_span: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -104,4 +91,3 @@ class ProfilerSelector(Selector):
 
     name: str = ""
     options: tuple[str, ...] = field(default_factory=tuple)
-    options_span: Span | None = None

@@ -11,8 +11,8 @@ import ctypes
 import ctypes.util
 from functools import lru_cache
 
-from ..errors import MissingDependency
-from .event_format import EventFormat
+from ebpfprof.errors import MissingDependency
+from ebpfprof.kernel.event_format import EventFormat
 
 __all__ = ["TraceEventRenderer", "libtraceevent"]
 

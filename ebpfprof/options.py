@@ -4,23 +4,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["RunConfig", "DEFAULT_MMAP_PAGES", "DRAIN_PERIOD_MS", "STARTUP_DRAIN_MS", "STARTUP_S",
-           "ORDER_WINDOW_NS"]
+__all__ = ["RunConfig", "DEFAULT_MMAP_PAGES"]
 
 # Ring pages per CPU when -m is not given: 4 MiB per CPU holds ~80 ms of a 1 M events/s stream
 # of 56-byte records even if the reader stalls, far beyond the 20 ms timed drain.
 DEFAULT_MMAP_PAGES = 1024
-# The reader drains at least this often, so an event waits at most this long in the ring.
-DRAIN_PERIOD_MS = 20
-# For the first STARTUP_S after attaching it drains every STARTUP_DRAIN_MS instead, so the
-# first events reach their handlers a millisecond after they happen, not up to 20 ms later.
-STARTUP_DRAIN_MS = 1
-STARTUP_S = 0.1
-# With --order, an event is delivered once everything older than it must have arrived:
-# records become visible microseconds after their timestamp, so 10 ms is ample.
-ORDER_WINDOW_NS = 10_000_000
-
-
 @dataclass(frozen=True)
 class RunConfig:
     events: tuple[str, ...]                 # the -e texts, one per -e option

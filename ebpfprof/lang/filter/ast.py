@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from ebpfprof.errors import SelectorError, SourceSpan
+from ebpfprof.errors import SelectorError
+from ebpfprof.lang.span import Span
 
 __all__ = [
     "FilterError", "FilterSource", "Span",
@@ -29,17 +30,6 @@ COMPARE_OPS = ("==", "!=", "<=", ">=", "<", ">", "&", "~")
 
 class FilterError(SelectorError):
     """A filter that cannot be compiled; the message names the selector, the text and the column."""
-
-
-@dataclass(frozen=True)
-class Span:
-    """Characters ``start`` (inclusive) to ``end`` (exclusive) of the filter text, 0-based."""
-
-    start: int
-    end: int
-
-    def to(self, other: "Span") -> "Span":
-        return Span(self.start, max(self.end, other.end))
 
 
 def _shown(text: str) -> str:
@@ -75,7 +65,7 @@ class FilterSource:
         message = f"{self.selector} filter '{_shown(self.text)}': {what} at column {column}"
         if expected:
             message += f", expected {expected}"
-        caret = SourceSpan(_caret_text(self.text), span.start, span.end).caret()
+        caret = span.caret(_caret_text(self.text))
         detail = caret + (f"\n{extra}" if extra else "")
         return FilterError(message, detail=detail, hint=hint)
 

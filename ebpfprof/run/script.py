@@ -19,12 +19,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from .errors import ScriptError
+from ebpfprof.errors import ScriptError
 
-__all__ = ["load_module", "Callbacks", "find_callbacks", "handler_name", "print_script_traceback",
-           "CALLBACK_NAMES"]
-
-CALLBACK_NAMES = ("__init__", "__exit__", "__interval__", "__print_stat__", "__lost__", "__sample__")
+__all__ = ["load_module", "Callbacks", "find_callbacks", "find_handler", "print_script_traceback"]
 
 
 @dataclass(frozen=True)
@@ -148,14 +145,3 @@ def find_callbacks(module: ModuleType) -> Callbacks:
 
 def find_handler(module: ModuleType, name: str) -> Callable | None:
     return _callable_attr(module, name)
-
-
-def handler_name(prefix: str | None, name: str) -> str:
-    """``sched__sched_wakeup`` for (sched, sched_wakeup); ``page_faults`` for (None, page-faults).
-
-    '-', '.' and ':' become '_' so the name is a Python identifier.
-    """
-    text = f"{prefix}__{name}" if prefix else name
-    for c in "-.:":
-        text = text.replace(c, "_")
-    return text

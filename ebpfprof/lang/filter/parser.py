@@ -18,9 +18,9 @@ capped (``MAX_COMPARISONS``) so no input can outgrow what the BPF verifier will 
 """
 from __future__ import annotations
 
-from ebpfprof.filter.ast import (And, COMPARE_OPS, Compare, Expr, FieldRef, FilterSource,
+from ebpfprof.lang.filter.ast import (And, COMPARE_OPS, Compare, Expr, FieldRef, FilterSource,
                                  IntLiteral, Not, Or, StrLiteral)
-from ebpfprof.filter.lexer import Token, tokenize
+from ebpfprof.lang.filter.lexer import Token, tokenize
 
 __all__ = ["parse", "MAX_DEPTH", "MAX_COMPARISONS"]
 

@@ -1,9 +1,13 @@
 """The run loop: wait, drain, order, count losses, fire timers and signals, call callbacks.
 
 Per-event work is in the C reader (``_ring.Reader.drain``); this loop runs a few dozen times a
-second at most. It waits on the ring's fd (the BPF program wakes it every few thousand records)
-with a timeout, so an event waits at most ``DRAIN_PERIOD_MS`` before its handler sees it
-(``STARTUP_DRAIN_MS`` during the first ``STARTUP_S``).
+second at most. It waits on the sources' fds (a BPF program wakes it every few thousand
+records) with a timeout, so an event waits at most ``DRAIN_PERIOD_MS`` before its handler sees
+it (``STARTUP_DRAIN_MS`` during the first ``STARTUP_S``).
+
+How a run stops: the first SIGINT/SIGTERM/SIGHUP (or -N, or the end of the -p processes) ends
+the loop; then every source stops recording and what the rings hold is delivered. A second
+signal skips what is still undelivered, and says how many records that was: they count as lost.
 """
 from __future__ import annotations
 
@@ -13,11 +17,21 @@ import sys
 import time
 from typing import Callable
 
-from . import _ring
-from .config import DRAIN_PERIOD_MS, ORDER_WINDOW_NS, STARTUP_DRAIN_MS, STARTUP_S, RunConfig
-from .script import Callbacks, print_script_traceback
+from ebpfprof import _ring
+from ebpfprof.options import RunConfig
+from ebpfprof.run.script import Callbacks, print_script_traceback
 
-__all__ = ["Dispatcher", "call_callback"]
+__all__ = ["Dispatcher", "call_callback", "DRAIN_PERIOD_MS", "ORDER_WINDOW_NS"]
+
+# The reader drains at least this often, so an event waits at most this long in the ring.
+DRAIN_PERIOD_MS = 20
+# For the first STARTUP_S after the start it drains every STARTUP_DRAIN_MS instead, so the
+# first events reach their handlers a millisecond after they happen, not up to 20 ms later.
+STARTUP_DRAIN_MS = 1
+STARTUP_S = 0.1
+# With --order, an event is delivered once everything older than it must have arrived:
+# records become visible microseconds after their timestamp, so 10 ms is ample.
+ORDER_WINDOW_NS = 10_000_000
 
 
 def call_callback(fn: Callable | None, *args) -> bool:
@@ -57,16 +71,14 @@ def _alive(pid: int) -> bool:
 class Dispatcher:
     """Runs until SIGINT/SIGTERM, -N events, or the end of the -p processes."""
 
-    def __init__(self, reader: "_ring.Reader", classes: list, callbacks: Callbacks,
-                 config: RunConfig, wait_fds: list[int], *,
-                 pending_lost: Callable[[], int] = lambda: 0) -> None:
-        self.reader = reader
+    def __init__(self, session, classes: list, callbacks: Callbacks, config: RunConfig) -> None:
+        self.session = session            # run.session.TracingSession: reader, wait_fds, stop()
+        self.reader = session.reader
         self.classes = classes
         self.callbacks = callbacks
         self.config = config
-        self.wait_fds = wait_fds
-        self.pending_lost = pending_lost
         self._stop_reason: str | None = None
+        self._signals = 0                 # stop signals received
         self._want_stats = False
         self._lost_reported = 0
         self._lost_last_report = 0.0
@@ -75,12 +87,15 @@ class Dispatcher:
 
     # -- signals ------------------------------------------------------------------------------
     def _on_stop(self, signum, frame) -> None:
-        # The first signal ends the loop; what is already buffered is still delivered.
-        # A second one interrupts whatever runs (a handler stuck in a loop, the final drain).
-        if self._stop_reason:
+        # The first signal ends the loop (or, after an automatic stop, changes nothing: what is
+        # buffered is still delivered). A second one interrupts whatever runs (a handler stuck
+        # in a loop, the final drain); what it leaves undelivered is counted lost.
+        self._signals += 1
+        if self._signals > 1:
             self.reader.stop()
             raise KeyboardInterrupt
-        self._stop_reason = signal.Signals(signum).name
+        if not self._stop_reason:
+            self._stop_reason = signal.Signals(signum).name
 
     def _on_stats(self, signum, frame) -> None:
         self._want_stats = True
@@ -121,7 +136,7 @@ class Dispatcher:
 
     def _lost_at_end(self) -> None:
         """Losses no record carried: after the last record, or skipped by the kernel."""
-        pending = self.pending_lost()
+        pending = self.session.pending_lost()
         if not pending:
             return
         self.reader.lost += pending
@@ -178,20 +193,40 @@ class Dispatcher:
                 if not any(_alive(p) for p in cfg.pids):
                     self._stop_reason = "end of input (the -p processes exited)"
 
+    def _final_drain(self) -> None:
+        """Deliver what the stopped sources left in the rings (in order with --order), within
+        the -N budget. Drains until a pass reads nothing: a record still being written when
+        one pass began is read by the next."""
+        for _ in range(_FINAL_PASSES):
+            if self.reader.budget == 0:
+                return
+            before = self.reader.records
+            self._drain(flush=True)
+            if self.reader.records == before:
+                return
+
+    def _skip_rest(self) -> None:
+        """After a second signal: whatever is undelivered is counted lost, and said."""
+        skipped = self.reader.discard()
+        if skipped and self.config.verbose >= 0:
+            sys.stderr.write(f"ebpfprof: interrupted twice: {skipped} records not delivered "
+                             "(counted as lost)\n")
+
     def run(self) -> str:
         """Loop until done; returns why it stopped. __exit__ is the caller's (see session)."""
         cfg = self.config
         if cfg.exit_after is not None:
             self.reader.budget = cfg.exit_after
         poller = select.epoll()
-        for fd in self.wait_fds:
-            # Edge-triggered: wake on the BPF program's wakeups (every few thousand records),
+        for fd in self.session.wait_fds:
+            # Edge-triggered: wake on the sources' wakeups (every few thousand records),
             # not whenever a record is there, so a flood is read in large batches.
             poller.register(fd, select.EPOLLIN | select.EPOLLET)
         interval_s = cfg.interval_ms / 1000 if cfg.interval_ms else None
         next_interval = time.monotonic() + interval_s if interval_s else None
         self._install_signals()
         try:
+            interrupted = False
             try:
                 self._loop(poller, interval_s, next_interval)
             except SystemExit as e:        # sys.exit() in a handler: stop, still run __exit__
@@ -200,17 +235,25 @@ class Dispatcher:
             except KeyboardInterrupt:      # a second signal: stop now, still run __exit__
                 self._stop_reason = "interrupted twice"
                 self.exit_code = 130
-            # Deliver what is still buffered (in order with --order), within the -N budget.
+                interrupted = True
+            # From here on nothing more is recorded: what the rings hold is all there is.
+            self.session.stop()
             if self.exit_code is None:
                 try:
-                    self._drain(flush=True)
+                    self._final_drain()
                 except SystemExit as e:
                     self.exit_code = _exit_status(e)
                 except KeyboardInterrupt:
                     self.exit_code = 130
+                    interrupted = True
+            if interrupted:
+                self._skip_rest()
             self._lost_at_end()
             self._report_lost(force=True)
         finally:
             self._restore_signals()
             poller.close()
         return self._stop_reason or "stop"
+
+
+_FINAL_PASSES = 100

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import shlex
+import sys
 
-from .selector.resolve import ResolvedTracepoint
+from ebpfprof.options import RunConfig
+from ebpfprof.resolve import resolve_selectors
+from ebpfprof.resolve.spec import EventSpec
 
-__all__ = ["script_template"]
+__all__ = ["script_template", "run_help"]
 
 _HEADER = '''\
 #!/usr/bin/env -S {command}
@@ -79,15 +82,15 @@ def __sample__(event):
 '''
 
 
-def _field_lines(r: ResolvedTracepoint) -> str:
-    own = r.format.own_fields
-    width = max((len(f.name) for f in r.format.fields), default=4)
+def _field_lines(event: EventSpec) -> str:
+    own = event.format.own_fields
+    width = max((len(f.name) for f in event.format.fields), default=4)
     lines = [f"        {f.name:<{width}} : {f.python_type:<5}  # {f.type}" for f in own]
     lines.append(f"        {'common_*':<{width}} : int    # common_type, common_flags, common_preempt_count, common_pid")
     return "\n".join(lines)
 
 
-def script_template(events: tuple[str, ...], resolved: list[ResolvedTracepoint],
+def script_template(events: tuple[str, ...], specs: list[EventSpec],
                     options: list[str] | None = None) -> str:
     """The template text; ``options`` are the other command-line options to repeat in the header."""
     event_arg = ",".join(events)
@@ -100,12 +103,29 @@ def script_template(events: tuple[str, ...], resolved: list[ResolvedTracepoint],
         # Linux reads at most 255 bytes of a #! line: a longer one would run something else.
         out[0] = "# (selectors too long for a #! line: run it with the command below)\n" + out[0].split("\n", 1)[1]
     seen: set[str] = set()
-    for r in resolved:
-        if r.handler in seen:   # two selectors, one handler (same alias): write it once
+    for event in specs:
+        if event.handler in seen:   # two selectors, one handler (same alias): write it once
             continue
-        seen.add(r.handler)
-        title = f"{r.format.full_name}" + (f" (alias {r.selector.alias})" if r.selector.alias else "")
-        out.append(_HANDLER.format(handler=r.handler, title=f"Handler for {title}.",
-                                   aliased="", fields=_field_lines(r)))
+        seen.add(event.handler)
+        out.append(_HANDLER.format(handler=event.handler, title=f"Handler for {event.title}.",
+                                   aliased="", fields=_field_lines(event)))
     out.append(_SAMPLE)
     return "".join(out)
+
+
+def _repeatable_options(config: RunConfig) -> list[str]:
+    out = []
+    if config.interval_ms:
+        out += ["-i", str(config.interval_ms)]
+    if config.call_graph:
+        out.append("-g")
+    if config.order:
+        out.append("--order")
+    return out
+
+
+def run_help(config: RunConfig) -> int:
+    """``ebpfprof python -e SELECTORS help``: print the template for the run's selectors."""
+    specs = [spec.event for spec in resolve_selectors(config.events, config)]
+    sys.stdout.write(script_template(config.events, specs, _repeatable_options(config)))
+    return 0

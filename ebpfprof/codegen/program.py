@@ -4,46 +4,24 @@ Input: one ``TracepointProgram`` per (expanded) tracepoint selector and the run'
 restrictions. Output: ``GeneratedProgram`` — the C text, the function to attach per tracepoint,
 and the values of the maps that user space must fill before attaching.
 
-Only values we produced ourselves are substituted into the snippets: integers, identifiers we
-built from validated names, filter functions from the filter compiler (which never pastes user
-text), and comments passed through ``c_comment``.
+Values enter the C only through ``codegen.c``: identifiers built by ``ident()``, filter
+functions as ``CCode`` from the filter compiler (which never pastes user text), comments through
+``c_comment``, and integers this module formats itself.
 """
 from __future__ import annotations
 
-import re
-import string
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .kernel.event_format import EventFormat, FieldKind
+from ebpfprof.codegen.c import CCode, CIdent, c_comment, ident, snippet, snippet_text
+from ebpfprof.kernel.event_format import EventFormat, FieldKind
+from ebpfprof.lang.filter import CompiledFilter
+from ebpfprof.lang.idlist import format_id_list
 
 __all__ = ["TracepointProgram", "TaskFilter", "GeneratedProgram", "generate_program",
-           "c_comment", "DEFAULT_MAX_STACK", "INLINE_ID_LIMIT"]
+           "DEFAULT_MAX_STACK", "INLINE_ID_LIMIT"]
 
 DEFAULT_MAX_STACK = 127          # perf's kernel.perf_event_max_stack default
 INLINE_ID_LIMIT = 32             # more -p/-t ids than this go to a hash map
-_SNIPPETS: dict[str, str] = {}
-
-
-def _snippet_dir() -> Path:
-    # A source checkout keeps them at the top level (bpf/); an installed wheel inside the package.
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "bpf", here / "bpf"):
-        if (candidate / "prelude.h").is_file():
-            return candidate
-    raise FileNotFoundError("ebpfprof's BPF snippets (bpf/prelude.h) are missing from the installation")
-
-
-def snippet(name: str) -> string.Template:
-    if name not in _SNIPPETS:
-        _SNIPPETS[name] = (_snippet_dir() / name).read_text()
-    return string.Template(_SNIPPETS[name])
-
-
-def c_comment(text: str) -> str:
-    """Text safe inside /* */: printable ASCII only, no comment terminator."""
-    clean = "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
-    return clean.replace("*/", "*\\/").replace("/*", "/\\*")
 
 
 @dataclass(frozen=True)
@@ -53,16 +31,19 @@ class TracepointProgram:
     index: int                        # selector id written into every record
     fmt: EventFormat
     label: str                        # shown in the C comment: the selector text
-    filter_code: str = ""             # C from the filter compiler (defines filter_fn)
-    filter_fn: str = ""               # name of the filter function, "" = keep all
+    filter: CompiledFilter | None = None   # C from the filter compiler, None = keep all
     cpus: tuple[int, ...] | None = None
     kernel_stack: bool = False
     user_stack: bool = False
     max_stack: int = DEFAULT_MAX_STACK
 
     @property
-    def fn_name(self) -> str:
-        return f"ep_sel{self.index}_{_ident(self.fmt.system)}__{_ident(self.fmt.name)}"
+    def fn_name(self) -> CIdent:
+        return ident(f"ep_sel{self.index}", f"{self.fmt.system}__{self.fmt.name}")
+
+    @property
+    def filter_fn(self) -> CIdent:
+        return self.filter.fn_name if self.filter else CIdent("ep_keep_all")
 
     @property
     def needs_scratch(self) -> bool:
@@ -82,10 +63,6 @@ class GeneratedProgram:
     text: str
     attach: list[tuple[str, str]]                    # (tracepoint "sys:name", function name)
     maps_to_fill: dict[str, tuple[int, ...]] = field(default_factory=dict)
-
-
-def _ident(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
 def _id_predicate(macro: str, ids: tuple[int, ...] | None, map_name: str,
@@ -116,8 +93,6 @@ def _cpu_function(prog: TracepointProgram) -> tuple[str, str]:
         expr = f"cpu < 64 && ((0x{mask:x}ULL >> cpu) & 1)"
     else:
         expr = " || ".join(f"cpu == {int(c)}" for c in prog.cpus)
-    from .idlist import format_id_list
-
     return fn, snippet("cpu_filter.c").substitute(fn=fn, cpus=format_id_list(prog.cpus), expr=expr)
 
 
@@ -126,10 +101,10 @@ def _dynamic_size(fmt: EventFormat) -> str:
     for f in fmt.fields:
         if f.kind in (FieldKind.DYN_STRING, FieldKind.DYN_ARRAY):
             parts.append(snippet("dynamic_size.c").substitute(
-                field=_ident(f.name), kind="__data_loc", rel_note="", offset=f.offset, base=""))
+                field=ident(f.name), kind="__data_loc", rel_note="", offset=f.offset, base=""))
         elif f.kind in (FieldKind.REL_STRING, FieldKind.REL_ARRAY):
             parts.append(snippet("dynamic_size.c").substitute(
-                field=_ident(f.name), kind="__rel_loc",
+                field=ident(f.name), kind="__rel_loc",
                 rel_note=", after the locator", offset=f.offset, base=f"{f.offset + 4} + "))
     return "".join(parts).rstrip("\n")
 
@@ -143,7 +118,7 @@ def _task_check(want_cpu: str, task: TaskFilter) -> str:
         conds.append(f"!{want_cpu}(bpf_get_smp_processor_id())")
     if not conds:
         return "\t/* every task, every CPU */"
-    return f"\tif ({' || '.join(conds)})\n\t\treturn 0;"
+    return f"\tif ({' || '.join(conds)})\n\t\treturn EP_DONE;"
 
 
 def _direct_copy(size: int) -> str:
@@ -169,7 +144,7 @@ def _program_function(prog: TracepointProgram, want_cpu: str, task: TaskFilter) 
         comment=c_comment(prog.label),
         fn=prog.fn_name,
         want_cpu=want_cpu,
-        filter_fn=prog.filter_fn or "ep_keep_all",
+        filter_fn=prog.filter_fn,
         raw_size=raw_size,
         event_id=prog.fmt.id & 0xFFFF,
         task_check=_task_check(want_cpu, task),
@@ -203,20 +178,22 @@ def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
         _id_predicate("EP_WANT_TGID", task.tgids, "ep_tgids", maps, decls),
         _id_predicate("EP_WANT_TID", task.tids, "ep_tids", maps, decls),
     ]
-    body = ["\n".join(defines), snippet("prelude.h").template.rstrip("\n")]
+    body = ["\n".join(defines), snippet_text("prelude.h").rstrip("\n")]
     if decls:
         body.append("\n".join(decls))
     body.append("\n".join(task_defs))
-    body.append(snippet("task_filter.h").template.rstrip("\n"))
+    body.append(snippet_text("task_filter.h").rstrip("\n"))
     if any(p.needs_scratch for p in programs):
-        body.append(snippet("scratch.h").template.rstrip("\n"))
+        body.append(snippet_text("scratch.h").rstrip("\n"))
     attach = []
     for prog in programs:
         want_cpu, cpu_code = _cpu_function(prog)
         if cpu_code:
             body.append(cpu_code.rstrip("\n"))
-        if prog.filter_code:
-            body.append(prog.filter_code.rstrip("\n"))
+        if prog.filter is not None:
+            if not isinstance(prog.filter.c_code, CCode):
+                raise TypeError("a filter's C must come from the filter compiler")
+            body.append(prog.filter.c_code.text.rstrip("\n"))
         body.append(_program_function(prog, want_cpu, task).rstrip("\n"))
         attach.append((f"{prog.fmt.system}:{prog.fmt.name}", prog.fn_name))
     return GeneratedProgram("\n\n".join(body) + "\n", attach, maps)

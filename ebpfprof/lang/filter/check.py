@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from ebpfprof.errors import close_matches
-from ebpfprof.filter.ast import (INT_OPS, STR_OPS, And, Compare, Expr, FilterSource, IntLiteral,
+from ebpfprof.lang.filter.ast import (INT_OPS, STR_OPS, And, Compare, Expr, FilterSource, IntLiteral,
                                  Not, Or, Span, StrLiteral)
-from ebpfprof.filter.glob import MAX_STATES, MAX_TABLE, Dfa, GlobTooComplex, compile_glob
+from ebpfprof.lang.filter.glob import MAX_STATES, MAX_TABLE, Dfa, GlobTooComplex, compile_glob
 from ebpfprof.kernel.event_format import STRING_KINDS, EventFormat, Field, FieldKind
 
 __all__ = [

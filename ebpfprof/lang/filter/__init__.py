@@ -18,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ebpfprof.filter.ast import FilterError, FilterSource
-from ebpfprof.filter.check import STRING_CAP, IfindexResolver, check
-from ebpfprof.filter.parser import parse
-from ebpfprof.filter.to_c import emit_c
+from ebpfprof.codegen.c import CCode, CIdent, emitted
+from ebpfprof.lang.filter.ast import FilterError, FilterSource
+from ebpfprof.lang.filter.check import STRING_CAP, IfindexResolver, check
+from ebpfprof.lang.filter.parser import parse
+from ebpfprof.lang.filter.to_c import emit_c
 from ebpfprof.kernel.event_format import EventFormat
 
 __all__ = ["compile_filter", "CompiledFilter", "FilterError", "STRING_CAP"]
@@ -35,9 +36,9 @@ class CompiledFilter:
     ``fields`` are the format fields the filter reads, in order of first use.
     """
 
-    c_code: str
+    c_code: CCode
     fields: tuple[str, ...]
-    fn_name: str
+    fn_name: CIdent
     text: str
 
 
@@ -55,4 +56,4 @@ def compile_filter(text: str, fmt: EventFormat, *, selector: str, fn_name: str,
     tree = parse(src)
     checked = check(tree, fmt, src, ifindex_resolver=ifindex_resolver)
     c_code, fields = emit_c(checked, fmt, src, fn_name)
-    return CompiledFilter(c_code, fields, fn_name, text)
+    return CompiledFilter(emitted(c_code), fields, CIdent(fn_name), text)

@@ -1,0 +1,169 @@
+"""Wire one run together: specs → sources → rings → reader → the script's handlers.
+
+``run_python(config)`` is the whole ``ebpfprof python`` command. ``TracingSession`` holds the
+run's sources; it is a context manager, and leaving it (normally, by an exception, or by a
+signal turned into one) closes every source, whatever it had got to.
+
+The order of a run, and why:
+  1. resolve every selector, load the script       mistakes reported before the kernel is touched
+  2. open every source, gated                      compiled, attached, mmapped: recording nothing
+  3. start every source                            all begin at (nearly) one instant
+  4. the script's __init__()                       events meanwhile wait in the rings
+  5. the run loop, until a stop
+  6. stop every source, drain what is left         nothing generated in the run is unaccounted
+  7. close every source, then __exit__()
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Callable
+
+from ebpfprof import _ring
+from ebpfprof.errors import ScriptError, UsageError
+from ebpfprof.kernel import tracefs
+from ebpfprof.options import RunConfig
+from ebpfprof.output.printing import EventPrinter
+from ebpfprof.resolve import resolve_selectors
+from ebpfprof.run.dispatch import Dispatcher, call_callback
+from ebpfprof.run.events import event_classes
+from ebpfprof.run.script import Callbacks, find_callbacks, load_module, print_script_traceback
+from ebpfprof.sources import Source, sources_for
+
+__all__ = ["run_python", "TracingSession"]
+
+
+class TracingSession:
+    """The sources of a run and the reader of their rings.
+
+    Entering opens every source (gated) and hands its rings to the reader; ``start()`` opens
+    every gate; ``stop()`` closes them. Leaving closes every source and the reader.
+    """
+
+    def __init__(self, sources: list[Source], classes: list, lost_handler: Callable | None) -> None:
+        self.sources = sources
+        self.classes = classes
+        self.lost_handler = lost_handler
+        self.reader = None
+
+    def __enter__(self) -> "TracingSession":
+        try:
+            self.reader = _ring.Reader(self.classes, lost_handler=self.lost_handler)
+            for source in self.sources:
+                source.open()
+                source.add_rings(self.reader)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def start(self) -> None:
+        for source in self.sources:
+            source.start()
+
+    def stop(self) -> None:
+        for source in self.sources:
+            source.stop()
+
+    @property
+    def wait_fds(self) -> list[int]:
+        return [fd for source in self.sources for fd in source.wait_fds]
+
+    def pending_lost(self) -> int:
+        """Losses no record reported, summed over the sources (read after the last drain)."""
+        return sum(source.pending_lost() for source in self.sources)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+        while self.sources:
+            self.sources.pop().close()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _warn(config: RunConfig) -> Callable[[str], None]:
+    def log(msg: str) -> None:
+        if config.verbose >= 0:
+            sys.stderr.write(f"ebpfprof: {msg}\n")
+    return log
+
+
+def _install_hooks() -> None:
+    from ebpfprof.symbols import default_resolver
+
+    _ring.set_hooks(print_event=EventPrinter(), resolve_callchain=default_resolver())
+    real = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    _ring.set_realtime_offset(real - mono)
+
+
+def run_python(config: RunConfig) -> int:
+    """`ebpfprof python`: returns the exit status."""
+    from ebpfprof.bcc_loader import headers_warning, import_bcc
+    from ebpfprof.kernel.features import kernel_headers, require_privileges
+
+    log = _warn(config)
+    require_privileges()
+    import_bcc()
+    kernel_headers()
+    specs = resolve_selectors(config.events, config)
+    _check_tasks_exist(config)
+    if config.module is None:
+        raise ScriptError("no script given", hint="ebpfprof python -e EVENT script.py (or `help` for a template)")
+    warning = headers_warning()
+    if warning:
+        log(warning)
+    if config.verbose >= 1 and tracefs.mounted_by_us:
+        log(f"mounted tracefs at {tracefs.tracefs_root()}")
+
+    # The script loads first: its mistakes are reported before the 0.3 s compile. (Not in
+    # parallel: libbcc changes the working directory while it compiles.)
+    module = load_module(config.module, config.args)
+    callbacks = find_callbacks(module)
+    _install_hooks()
+    sources = sources_for(specs, config)
+    classes = event_classes([e for s in sources for e in s.events], module, callbacks)
+    unhandled = [c.name for c in classes if c.handler is None]
+    if unhandled:
+        log(f"no handler and no __sample__ for {', '.join(unhandled)}: those events are dropped")
+
+    with TracingSession(sources, classes, callbacks.lost) as session:
+        session.start()
+        if config.verbose >= 1:      # said once recording: tests start workloads on it
+            for source in session.sources:
+                log(f"attached {source.describe()}")
+        _call_init(callbacks)
+        dispatcher = Dispatcher(session, classes, callbacks, config)
+        reason = dispatcher.run()
+        if config.verbose >= 1:
+            log(f"stopping: {reason}; {session.reader.delivered} events delivered, {session.reader.lost} lost")
+    sys.stdout.flush()
+    call_callback(callbacks.exit)
+    sys.stdout.flush()
+    return dispatcher.exit_code or 0
+
+
+def _check_tasks_exist(config: RunConfig) -> None:
+    for option, ids, what in (("-p", config.pids, "process"), ("-t", config.tids, "thread")):
+        for i in ids or ():
+            if not os.path.exists(f"/proc/{i}"):
+                raise UsageError(f"{option}: no {what} {i} is running",
+                                 hint="check with: ps -eLo pid,tid,comm | grep ...")
+
+
+def _call_init(callbacks: Callbacks) -> None:
+    """__init__ runs once every source records: events it causes, or that happen while it
+    runs, wait in the rings. If it raises, the session detaches and nothing is delivered."""
+    if callbacks.init is None:
+        return
+    try:
+        callbacks.init()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:
+        print_script_traceback(e)
+        raise ScriptError("the script's __init__() raised an exception; nothing was delivered") from None

@@ -1,0 +1,64 @@
+"""Raw callchains (perf context markers and addresses) to frame dicts.
+
+Only used when a script reads ``_callchain`` (or prints an event with frames), never per event.
+A frame is ``{'addr': int, 'symbol': str, 'offset': int, 'kernel': bool, 'dso': str}``.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ebpfprof.symbols.kernel import KernelSymbols
+from ebpfprof.symbols.user import UserSymbols
+
+__all__ = ["CallchainResolver", "default_resolver", "CONTEXT_KERNEL", "CONTEXT_USER"]
+
+# perf's callchain context markers (PERF_CONTEXT_*), as u64
+CONTEXT_HV = (1 << 64) - 32
+CONTEXT_KERNEL = (1 << 64) - 128
+CONTEXT_USER = (1 << 64) - 512
+CONTEXT_MAX = (1 << 64) - 4095
+
+
+class CallchainResolver:
+    """Turns raw frames (with perf context markers) into frame dicts."""
+
+    def __init__(self) -> None:
+        self._kernel: KernelSymbols | None = None
+        self._user: UserSymbols | None = None
+
+    @property
+    def kernel(self) -> KernelSymbols:
+        if self._kernel is None:
+            self._kernel = KernelSymbols()
+        return self._kernel
+
+    @property
+    def user(self) -> UserSymbols:
+        if self._user is None:
+            self._user = UserSymbols()
+        return self._user
+
+    def __call__(self, event_class, pid: int, frames: tuple[int, ...]) -> list[dict]:
+        out: list[dict] = []
+        kernel = True
+        for addr in frames:
+            if addr >= CONTEXT_MAX:
+                if addr == CONTEXT_KERNEL:
+                    kernel = True
+                elif addr == CONTEXT_USER:
+                    kernel = False
+                continue
+            if kernel:
+                symbol, offset, dso = self.kernel.resolve(addr)
+            else:
+                try:
+                    symbol, offset, dso = self.user.resolve(pid, addr)
+                except Exception:
+                    symbol, offset, dso = "Unknown", 0, "[unknown]"
+            out.append({"addr": addr, "symbol": symbol, "offset": offset, "kernel": kernel, "dso": dso})
+        return out
+
+
+@lru_cache(maxsize=1)
+def default_resolver() -> CallchainResolver:
+    return CallchainResolver()

@@ -8,7 +8,6 @@ after ``--`` belongs to the script.
 """
 from __future__ import annotations
 
-import signal
 import sys
 
 import click
@@ -109,14 +108,19 @@ def python(events, cpus, pids, tids, interval_ms, mmap_pages, exit_after, order,
     return run_python(config)
 
 
-def _on_sigterm(signum, frame):
-    # Outside the event loop (loading, compiling), SIGTERM unwinds like Ctrl-C so that
-    # context managers detach what was attached.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Before anything slow: a stop or SIGUSR2 at any moment is handled (run/signals.py).
+    from ebpfprof.run.signals import run_signals
+
+    installed = run_signals.install()     # already, by __main__ when run as a command
+    try:
+        return _main(argv)
+    finally:
+        if installed:
+            run_signals.restore()
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="ebpfprof", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

@@ -4,7 +4,6 @@ Library code raises these; only the CLI prints them and exits. Nothing here call
 """
 from __future__ import annotations
 
-import difflib
 from typing import Iterable
 
 __all__ = [
@@ -65,4 +64,6 @@ class ScriptError(EbpfprofError):
 
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The candidates that look like ``word`` (for "did you mean" hints)."""
+    import difflib  # only on an error path: kept off the start-up path
+
     return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)

@@ -12,7 +12,6 @@ signal skips what is still undelivered, and says how many records that was: they
 from __future__ import annotations
 
 import select
-import signal
 import sys
 import time
 from typing import Callable
@@ -20,6 +19,7 @@ from typing import Callable
 from ebpfprof import _ring
 from ebpfprof.options import RunConfig
 from ebpfprof.run.script import Callbacks, print_script_traceback
+from ebpfprof.run.signals import run_signals
 
 __all__ = ["Dispatcher", "call_callback", "DRAIN_PERIOD_MS", "ORDER_WINDOW_NS"]
 
@@ -49,9 +49,20 @@ def call_callback(fn: Callable | None, *args) -> bool:
 
 
 def _exit_status(e: SystemExit) -> int:
+    """What the process exits with for sys.exit(code); a message is printed, as Python does."""
     if e.code is None:
         return 0
-    return e.code if isinstance(e.code, int) else 1
+    if isinstance(e.code, int):
+        return e.code
+    sys.stdout.flush()
+    sys.stderr.write(f"{e.code}\n")
+    return 1
+
+
+def _stamp() -> str:
+    """perf-prof's timestamp: 2026-12-02 15:04:05.123456 (local time)."""
+    now = time.time()
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{int(now * 1e6) % 1_000_000:06d}"
 
 
 def _monotonic_ns() -> int:
@@ -77,38 +88,12 @@ class Dispatcher:
         self.classes = classes
         self.callbacks = callbacks
         self.config = config
+        self.signals = run_signals
         self._stop_reason: str | None = None
-        self._signals = 0                 # stop signals received
-        self._want_stats = False
         self._lost_reported = 0
         self._lost_last_report = 0.0
         self._old_handlers: dict[int, object] = {}
         self.exit_code: int | None = None     # set when a handler called sys.exit()
-
-    # -- signals ------------------------------------------------------------------------------
-    def _on_stop(self, signum, frame) -> None:
-        # The first signal ends the loop (or, after an automatic stop, changes nothing: what is
-        # buffered is still delivered). A second one interrupts whatever runs (a handler stuck
-        # in a loop, the final drain); what it leaves undelivered is counted lost.
-        self._signals += 1
-        if self._signals > 1:
-            self.reader.stop()
-            raise KeyboardInterrupt
-        if not self._stop_reason:
-            self._stop_reason = signal.Signals(signum).name
-
-    def _on_stats(self, signum, frame) -> None:
-        self._want_stats = True
-
-    def _install_signals(self) -> None:
-        for sig, fn in ((signal.SIGINT, self._on_stop), (signal.SIGTERM, self._on_stop),
-                        (signal.SIGHUP, self._on_stop), (signal.SIGUSR2, self._on_stats)):
-            self._old_handlers[sig] = signal.signal(sig, fn)
-
-    def _restore_signals(self) -> None:
-        for sig, old in self._old_handlers.items():
-            signal.signal(sig, old)
-        self._old_handlers.clear()
 
     # -- reporting ----------------------------------------------------------------------------
     def _report_lost(self, force: bool = False) -> None:
@@ -118,8 +103,7 @@ class Dispatcher:
         now = time.monotonic()
         if not force and now - self._lost_last_report < 1.0:
             return
-        stamp = time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}"
-        sys.stderr.write(f"{stamp} python: lost {total - self._lost_reported} events ({total} total)\n")
+        sys.stderr.write(f"{_stamp()} python: lost {total - self._lost_reported} events\n")
         sys.stderr.flush()
         self._lost_reported = total
         self._lost_last_report = now
@@ -157,6 +141,9 @@ class Dispatcher:
     def _done(self) -> bool:
         if self._stop_reason:
             return True
+        if self.signals.stop_requested:
+            self._stop_reason = self.signals.stop_reason
+            return True
         if self.reader.budget == 0:
             self._stop_reason = f"-N {self.config.exit_after}"
             return True
@@ -184,8 +171,8 @@ class Dispatcher:
                 next_interval += interval_s
                 if next_interval < now:   # a slow __interval__: do not fire a burst
                     next_interval = now + interval_s
-            if self._want_stats:
-                self._want_stats = False
+            if self.signals.want_stats:
+                self.signals.want_stats = False
                 self.print_stats()
             self._report_lost()
             if cfg.pids and now >= next_pid_check:
@@ -224,7 +211,7 @@ class Dispatcher:
             poller.register(fd, select.EPOLLIN | select.EPOLLET)
         interval_s = cfg.interval_ms / 1000 if cfg.interval_ms else None
         next_interval = time.monotonic() + interval_s if interval_s else None
-        self._install_signals()
+        self.signals.on_second_stop = self.reader.stop
         try:
             interrupted = False
             try:
@@ -251,7 +238,7 @@ class Dispatcher:
             self._lost_at_end()
             self._report_lost(force=True)
         finally:
-            self._restore_signals()
+            self.signals.on_second_stop = None
             poller.close()
         return self._stop_reason or "stop"
 

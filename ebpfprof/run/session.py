@@ -29,6 +29,7 @@ from ebpfprof.resolve import resolve_selectors
 from ebpfprof.run.dispatch import Dispatcher, call_callback
 from ebpfprof.run.events import event_classes
 from ebpfprof.run.script import Callbacks, find_callbacks, load_module, print_script_traceback
+from ebpfprof.run.signals import run_signals
 from ebpfprof.sources import Source, sources_for
 
 __all__ = ["run_python", "TracingSession"]
@@ -124,6 +125,8 @@ def run_python(config: RunConfig) -> int:
     # parallel: libbcc changes the working directory while it compiles.)
     module = load_module(config.module, config.args)
     callbacks = find_callbacks(module)
+    if run_signals.stop_requested:      # stopped while starting: nothing ran yet
+        return 0
     _install_hooks()
     sources = sources_for(specs, config)
     classes = event_classes([e for s in sources for e in s.events], module, callbacks)
@@ -132,6 +135,8 @@ def run_python(config: RunConfig) -> int:
         log(f"no handler and no __sample__ for {', '.join(unhandled)}: those events are dropped")
 
     with TracingSession(sources, classes, callbacks.lost) as session:
+        if run_signals.stop_requested:
+            return 0
         session.start()
         if config.verbose >= 1:      # said once recording: tests start workloads on it
             for source in session.sources:

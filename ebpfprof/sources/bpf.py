@@ -7,6 +7,7 @@ run's gate closed (``bpf/prelude.h``), so nothing is recorded until ``start()``.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import sys
 import tempfile
@@ -18,6 +19,8 @@ from ebpfprof.bcc_loader import import_bcc
 from ebpfprof.codegen.program import GeneratedProgram, TaskFilter, generate_program
 from ebpfprof.errors import KernelError
 from ebpfprof.options import RunConfig
+from ebpfprof.kernel import tracefs
+from ebpfprof.sources import perf_abi
 from ebpfprof.sources.base import Source
 
 __all__ = ["BpfSource", "LoadedProgram", "ring_size"]
@@ -91,7 +94,8 @@ class LoadedProgram:
     def __init__(self, generated: GeneratedProgram, *, debug: bool = False) -> None:
         self.generated = generated
         self._bpf = None
-        self._attach_fds: list[int] = []
+        self._perf_fds: list[int] = []      # one counting, disabled perf event per function
+        self._link_fds: list[int] = []      # the bpf_links attaching the functions to them
         bcc = import_bcc()
         try:
             self._bpf = bcc.BPF(text=generated.text.encode(), debug=0x20 if debug else 0)
@@ -117,9 +121,10 @@ class LoadedProgram:
                 table[ctypes.c_uint32(i)] = ctypes.c_uint8(1)
 
     def _attach(self, tracepoint: str, fn_name: str) -> None:
-        # Not BPF.attach_tracepoint(): it keeps one perf fd per tracepoint name, so a second
-        # program on the same tracepoint (alias=) would orphan the first one's fd. We keep
-        # every fd and close them ourselves.
+        # Not BPF.attach_tracepoint(): it opens a sampling perf event that costs every event
+        # its sample once programs return 1 (sources/perf_abi.py says why), and keeps one fd
+        # per tracepoint name, so a second function on one tracepoint (alias=) would orphan
+        # the first one's. We open our own and keep every fd.
         bcc = import_bcc()
         try:
             with _captured_stderr() as log:
@@ -131,12 +136,18 @@ class LoadedProgram:
                               f"{_last_meaningful_line(text)}",
                               hint=f"the verifier log and program are in {path}") from None
         system, name = tracepoint.split(":", 1)
-        with _captured_stderr() as log:
-            fd = bcc.libbcc.lib.bpf_attach_tracepoint(fn.fd, system.encode(), name.encode())
-        if fd < 0:
-            reason = _last_meaningful_line(log[0]) if log and log[0].strip() else "refused"
-            raise KernelError(f"cannot attach to tracepoint {tracepoint}: {reason}")
-        self._attach_fds.append(fd)
+        try:
+            perf_fd = perf_abi.open_tracepoint_event(tracefs.read_format(system, name).id)
+        except OSError as e:
+            raise KernelError(f"cannot attach to tracepoint {tracepoint}: {e.strerror}",
+                              hint=_attach_hint(e)) from None
+        self._perf_fds.append(perf_fd)
+        try:
+            link_fd = perf_abi.attach_bpf(fn.fd, perf_fd)
+        except OSError as e:
+            raise KernelError(f"cannot attach to tracepoint {tracepoint}: {e.strerror}") from None
+        if link_fd is not None:
+            self._link_fds.append(link_fd)
 
     @property
     def ring_fd(self) -> int:
@@ -169,12 +180,31 @@ class LoadedProgram:
         return total
 
     def close(self) -> None:
-        # Closing a perf fd detaches its program; then BCC releases programs and maps.
-        while self._attach_fds:
-            os.close(self._attach_fds.pop())
+        # Closing the links detaches every function at once. Releasing a tracepoint's perf
+        # event waits for RCU grace periods (~80 ms each, serialised by the kernel): with many,
+        # a child process releases them while we go on (perf_abi.release_in_background).
+        linked = bool(self._link_fds)
+        while self._link_fds:
+            os.close(self._link_fds.pop())
+        perf_fds, self._perf_fds = self._perf_fds, []
+        if linked and len(perf_fds) > _RELEASE_INLINE_MAX:
+            perf_abi.release_in_background(perf_fds)
+        else:
+            for fd in perf_fds:
+                os.close(fd)
         if self._bpf is not None:
             bpf, self._bpf = self._bpf, None
             bpf.cleanup()
+
+
+# Up to this many tracepoints are released before close() returns (~80 ms each).
+_RELEASE_INLINE_MAX = 4
+
+
+def _attach_hint(e: OSError) -> str:
+    if e.errno == errno.EMFILE:
+        return "too many open files: each tracepoint takes 3 fds; raise the limit (ulimit -n)"
+    return ""
 
 
 def ring_size(config: RunConfig) -> int:

@@ -109,7 +109,7 @@ def __sample__(event):
     assert rc != 0
     err = tracer.stderr
     assert "ValueError: no config file" in err
-    assert 'line 3, in __init__' in err          # the script's own traceback
+    assert 'line 6, in __init__' in err          # the script's own traceback
     assert "ebpfprof: error: the script's __init__() raised an exception; nothing was delivered" in err
     assert "EXIT RAN" not in tracer.stdout and "EVENT" not in tracer.stdout
     assert loaded_program_ids() <= before, "a program outlived the run"

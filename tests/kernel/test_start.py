@@ -5,6 +5,7 @@ Each case runs 20 times in a row: one lost event in any run fails it.
 """
 from __future__ import annotations
 
+import select
 import subprocess
 
 import pytest
@@ -40,6 +41,8 @@ def run_started_by_init(tmp_path, workload_bin, events: str, paced: bool) -> dic
                                          str(script)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "__init__ printed nothing within 60 s"
         first = proc.stdout.readline()
         assert first == "tracing...\n", first + proc.stderr.read()
         assert wl.go()[0] == "done"

@@ -1,0 +1,142 @@
+"""perf_event_open(2) and the bpf(2) calls around it, through ctypes: the attr layout, opening
+a tracepoint's perf event, attaching a BPF program to it, and releasing many at once.
+
+Why ebpfprof attaches tracepoint programs itself rather than with BCC's attach_tracepoint:
+BCC opens a *sampling* perf event (period 1, PERF_SAMPLE_RAW) and enables it, so a program
+that returns 1 (to let other perf users see the event) makes perf_tp_event() prepare a
+sample for BCC's event too — measured 2x slower on that CPU. Ours is a *counting* event that
+stays *disabled*: it is on no CPU's perf list, so perf_tp_event() has nothing to do for it,
+while the program (attached to the trace_event_call, not to the event) runs on every CPU.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+
+__all__ = ["PerfEventAttr", "open_tracepoint_event", "attach_bpf", "release_in_background",
+           "raise_nofile_limit"]
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
+
+_NR_PERF_EVENT_OPEN, _NR_BPF = {"x86_64": (298, 321), "aarch64": (241, 280)}.get(os.uname().machine, (-1, -1))
+
+PERF_TYPE_TRACEPOINT = 2
+PERF_FLAG_FD_CLOEXEC = 1 << 3
+PERF_EVENT_IOC_SET_BPF = 0x40042408          # _IOW('$', 8, __u32)
+ATTR_DISABLED = 1 << 0                       # perf_event_attr's first flag bit
+BPF_LINK_CREATE = 28
+BPF_PERF_EVENT = 41                          # enum bpf_attach_type
+
+
+class PerfEventAttr(ctypes.Structure):
+    """struct perf_event_attr (include/uapi/linux/perf_event.h), PERF_ATTR_SIZE_VER8."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("size", ctypes.c_uint32),
+        ("config", ctypes.c_uint64),
+        ("sample_period", ctypes.c_uint64),   # union with sample_freq
+        ("sample_type", ctypes.c_uint64),
+        ("read_format", ctypes.c_uint64),
+        ("flags", ctypes.c_uint64),           # disabled, inherit, pinned, ... (bit fields)
+        ("wakeup_events", ctypes.c_uint32),   # union with wakeup_watermark
+        ("bp_type", ctypes.c_uint32),
+        ("config1", ctypes.c_uint64),         # union with bp_addr
+        ("config2", ctypes.c_uint64),         # union with bp_len
+        ("branch_sample_type", ctypes.c_uint64),
+        ("sample_regs_user", ctypes.c_uint64),
+        ("sample_stack_user", ctypes.c_uint32),
+        ("clockid", ctypes.c_int32),
+        ("sample_regs_intr", ctypes.c_uint64),
+        ("aux_watermark", ctypes.c_uint32),
+        ("sample_max_stack", ctypes.c_uint16),
+        ("reserved_2", ctypes.c_uint16),
+        ("aux_sample_size", ctypes.c_uint32),
+        ("aux_action", ctypes.c_uint32),
+        ("sig_data", ctypes.c_uint64),
+        ("config3", ctypes.c_uint64),
+    ]
+
+
+assert ctypes.sizeof(PerfEventAttr) == 136
+
+
+class _LinkCreateAttr(ctypes.Structure):
+    """bpf(2) attr of BPF_LINK_CREATE with the perf_event part (bpf_cookie)."""
+
+    _fields_ = [("prog_fd", ctypes.c_uint32), ("target_fd", ctypes.c_uint32),
+                ("attach_type", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("bpf_cookie", ctypes.c_uint64), ("pad", ctypes.c_uint64 * 4)]
+
+
+def _oserror(what: str) -> OSError:
+    e = ctypes.get_errno()
+    return OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def open_tracepoint_event(tracepoint_id: int, *, cpu: int = 0) -> int:
+    """A counting perf event on the tracepoint, on one CPU, disabled (and never enabled)."""
+    attr = PerfEventAttr(type=PERF_TYPE_TRACEPOINT, size=ctypes.sizeof(PerfEventAttr),
+                         config=tracepoint_id, flags=ATTR_DISABLED)
+    fd = _libc.syscall(_NR_PERF_EVENT_OPEN, ctypes.byref(attr), -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)
+    if fd < 0:
+        raise _oserror("perf_event_open")
+    return fd
+
+
+def attach_bpf(prog_fd: int, perf_fd: int) -> int | None:
+    """Attach the program to the perf event: through a bpf_link (Linux 5.15+; closing the
+    link detaches the program at once), else with PERF_EVENT_IOC_SET_BPF (detached when the
+    perf event is released). Returns the link fd, or None for the ioctl way."""
+    attr = _LinkCreateAttr(prog_fd=prog_fd, target_fd=perf_fd, attach_type=BPF_PERF_EVENT)
+    fd = _libc.syscall(_NR_BPF, BPF_LINK_CREATE, ctypes.byref(attr), ctypes.sizeof(attr))
+    if fd >= 0:
+        return fd
+    if _libc.ioctl(perf_fd, PERF_EVENT_IOC_SET_BPF, prog_fd) != 0:
+        raise _oserror("PERF_EVENT_IOC_SET_BPF")
+    return None
+
+
+def release_in_background(perf_fds: list[int]) -> int:
+    """Close tracepoint perf events without waiting for them.
+
+    Releasing the last perf event of a tracepoint unregisters it and waits for RCU grace
+    periods under the kernel's event_mutex (perf_trace_event_unreg →
+    tracepoint_synchronize_unregister): ~80 ms each here, one after the other. A child
+    process inherits the fds and releases them at its own pace; it closes every other fd it
+    inherited first (so pipes see EOF and BPF objects are not kept alive), and exits when it
+    is done. The parent's own closes only drop a reference. Returns the child's pid.
+    """
+    pid = os.fork()
+    if pid == 0:
+        keep = set(perf_fds)
+        try:
+            os.setsid()
+            for name in os.listdir("/proc/self/fd"):
+                fd = int(name)
+                if fd not in keep:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            for fd in perf_fds:
+                os.close(fd)
+        finally:
+            os._exit(0)
+    for fd in perf_fds:
+        os.close(fd)
+    return pid
+
+
+def raise_nofile_limit(needed: int) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE towards the hard one when ``needed`` fds would not fit;
+    returns (soft, hard) after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if needed > soft and soft != hard:
+        target = hard if hard == resource.RLIM_INFINITY else min(hard, max(needed, soft))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target if target != resource.RLIM_INFINITY else needed, hard))
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft, hard

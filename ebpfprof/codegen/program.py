@@ -17,7 +17,7 @@ from ebpfprof.kernel.event_format import EventFormat, FieldKind
 from ebpfprof.lang.filter import CompiledFilter
 from ebpfprof.lang.idlist import format_id_list
 
-__all__ = ["TracepointProgram", "TaskFilter", "GeneratedProgram", "generate_program",
+__all__ = ["TracepointProgram", "TaskFilter", "GeneratedProgram", "Attachment", "generate_program",
            "DEFAULT_MAX_STACK", "INLINE_ID_LIMIT"]
 
 DEFAULT_MAX_STACK = 127          # perf's kernel.perf_event_max_stack default
@@ -58,11 +58,61 @@ class TaskFilter:
     tids: tuple[int, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """One function to attach to one tracepoint; a shared function reads ``cookie``."""
+
+    tracepoint: str                  # "sys:name"
+    function: str
+    cookie: int | None = None        # None: attached without one
+
+
 @dataclass
 class GeneratedProgram:
     text: str
-    attach: list[tuple[str, str]]                    # (tracepoint "sys:name", function name)
+    attach: list[Attachment]
     maps_to_fill: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+# A selector that names at least this many tracepoints gets one shared function for them
+# all (when nothing in its function depends on one tracepoint's layout).
+SHARE_MIN = 8
+
+
+def _share_key(prog: TracepointProgram):
+    """Programs with the same key can share a function; None: this one cannot."""
+    if prog.filter is not None or prog.needs_scratch:
+        return None
+    return (prog.label, prog.cpus)
+
+
+def _shared_groups(programs: list[TracepointProgram]) -> dict[int, list[TracepointProgram]]:
+    """First index of each group of SHARE_MIN+ consecutive programs that can share one."""
+    groups: dict[int, list[TracepointProgram]] = {}
+    run: list[TracepointProgram] = []
+    for prog in programs + [None]:
+        key = _share_key(prog) if prog is not None else None
+        if run and (key is None or key != _share_key(run[0])):
+            if len(run) >= SHARE_MIN:
+                groups[run[0].index] = run
+            run = []
+        if key is not None:
+            run.append(prog)
+    return groups
+
+
+def _shared_function(group: list[TracepointProgram], want_cpu: str, task: TaskFilter) -> tuple[str, list[Attachment]]:
+    first = group[0]
+    fn = ident(f"ep_sel{first.index}", "shared")
+    largest = max(max(p.fmt.fixed_size, 8) for p in group) - 8
+    copy_max = 1 << max(largest, 1).bit_length()       # a power of two above the largest copy
+    text = snippet("tracepoint_shared.c").substitute(
+        first=first.index, last=group[-1].index, count=len(group), comment=c_comment(first.label),
+        fn=fn, copy_max=copy_max, task_check=_task_check(want_cpu, task))
+    attach = [Attachment(f"{p.fmt.system}:{p.fmt.name}", fn,
+                         p.index | (p.fmt.id & 0xFFFF) << 16 | max(p.fmt.fixed_size, 8) << 32)
+              for p in group]
+    return text, attach
 
 
 def _id_predicate(macro: str, ids: tuple[int, ...] | None, map_name: str,
@@ -185,15 +235,24 @@ def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
     body.append(snippet_text("task_filter.h").rstrip("\n"))
     if any(p.needs_scratch for p in programs):
         body.append(snippet_text("scratch.h").rstrip("\n"))
-    attach = []
+    attach: list[Attachment] = []
+    shared = _shared_groups(programs)
+    in_groups = {p.index for group in shared.values() for p in group}
     for prog in programs:
+        if prog.index in in_groups and prog.index not in shared:
+            continue                                  # its group's function serves it
         want_cpu, cpu_code = _cpu_function(prog)
         if cpu_code:
             body.append(cpu_code.rstrip("\n"))
+        if prog.index in shared:
+            text, group_attach = _shared_function(shared[prog.index], want_cpu, task)
+            body.append(text.rstrip("\n"))
+            attach.extend(group_attach)
+            continue
         if prog.filter is not None:
             if not isinstance(prog.filter.c_code, CCode):
                 raise TypeError("a filter's C must come from the filter compiler")
             body.append(prog.filter.c_code.text.rstrip("\n"))
         body.append(_program_function(prog, want_cpu, task).rstrip("\n"))
-        attach.append((f"{prog.fmt.system}:{prog.fmt.name}", prog.fn_name))
+        attach.append(Attachment(f"{prog.fmt.system}:{prog.fmt.name}", prog.fn_name))
     return GeneratedProgram("\n\n".join(body) + "\n", attach, maps)

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from ebpfprof.bcc_loader import import_bcc
 from ebpfprof.codegen.program import GeneratedProgram, TaskFilter, generate_program
-from ebpfprof.errors import KernelError
+from ebpfprof.errors import KernelError, UsageError
 from ebpfprof.options import RunConfig
 from ebpfprof.kernel import tracefs
 from ebpfprof.sources import perf_abi
@@ -108,8 +108,8 @@ class LoadedProgram:
         """Fill the -p/-t maps and attach every function to its tracepoint."""
         try:
             self._fill_maps()
-            for tracepoint, fn_name in self.generated.attach:
-                self._attach(tracepoint, fn_name)
+            for attachment in self.generated.attach:
+                self._attach(attachment.tracepoint, attachment.function, attachment.cookie)
         except BaseException:
             self.close()
             raise
@@ -120,7 +120,7 @@ class LoadedProgram:
             for i in ids:
                 table[ctypes.c_uint32(i)] = ctypes.c_uint8(1)
 
-    def _attach(self, tracepoint: str, fn_name: str) -> None:
+    def _attach(self, tracepoint: str, fn_name: str, cookie: int | None) -> None:
         # Not BPF.attach_tracepoint(): it opens a sampling perf event that costs every event
         # its sample once programs return 1 (sources/perf_abi.py says why), and keeps one fd
         # per tracepoint name, so a second function on one tracepoint (alias=) would orphan
@@ -143,9 +143,11 @@ class LoadedProgram:
                               hint=_attach_hint(e)) from None
         self._perf_fds.append(perf_fd)
         try:
-            link_fd = perf_abi.attach_bpf(fn.fd, perf_fd)
+            link_fd = perf_abi.attach_bpf(fn.fd, perf_fd, cookie)
         except OSError as e:
-            raise KernelError(f"cannot attach to tracepoint {tracepoint}: {e.strerror}") from None
+            raise KernelError(f"cannot attach to tracepoint {tracepoint}: {e.strerror}",
+                              hint="a function shared by a wildcard's tracepoints needs bpf_link "
+                                   "cookies (Linux 5.15)" if cookie is not None else "") from None
         if link_fd is not None:
             self._link_fds.append(link_fd)
 
@@ -180,17 +182,19 @@ class LoadedProgram:
         return total
 
     def close(self) -> None:
-        # Closing the links detaches every function at once. Releasing a tracepoint's perf
-        # event waits for RCU grace periods (~80 ms each, serialised by the kernel): with many,
-        # a child process releases them while we go on (perf_abi.release_in_background).
-        linked = bool(self._link_fds)
-        while self._link_fds:
-            os.close(self._link_fds.pop())
-        perf_fds, self._perf_fds = self._perf_fds, []
-        if linked and len(perf_fds) > _RELEASE_INLINE_MAX:
-            perf_abi.release_in_background(perf_fds)
+        # Detaching costs RCU grace periods, one after the other in the kernel: ~35 ms per
+        # link (perf_event_detach_bpf_prog) and ~40 ms per tracepoint's perf event
+        # (perf_trace_event_unreg), measured here. With more than a few, a child process
+        # releases them while we go on; the run's gate is closed first, so the functions they
+        # still hold record nothing meanwhile.
+        fds = self._link_fds + self._perf_fds
+        self._link_fds, self._perf_fds = [], []
+        if len(fds) > 2 * _RELEASE_INLINE_MAX:
+            if self._bpf is not None:
+                self.set_gate(False)
+            perf_abi.release_in_background(fds)
         else:
-            for fd in perf_fds:
+            for fd in fds:
                 os.close(fd)
         if self._bpf is not None:
             bpf, self._bpf = self._bpf, None
@@ -199,6 +203,20 @@ class LoadedProgram:
 
 # Up to this many tracepoints are released before close() returns (~80 ms each).
 _RELEASE_INLINE_MAX = 4
+
+
+# fds a function holds while attached: its program, its perf event, its link
+_FDS_PER_FUNCTION = 3
+
+
+def _make_room_for_fds(functions: int) -> None:
+    """Up front, not after half the tracepoints are attached: enough fds for all of them."""
+    needed = functions * _FDS_PER_FUNCTION + 64
+    soft = perf_abi.raise_nofile_limit(needed)
+    in_use = len(os.listdir("/proc/self/fd"))
+    if in_use + needed > soft:
+        raise UsageError(f"{functions} tracepoints need about {needed} open files, and this process "
+                         f"may open {soft}", hint=f"raise the limit first: ulimit -n {needed + in_use}")
 
 
 def _attach_hint(e: OSError) -> str:
@@ -231,6 +249,7 @@ class BpfSource(Source):
         self._missed_at_stop: int | None = None
 
     def open(self) -> None:
+        _make_room_for_fds(len(self.specs))
         ring_bytes = ring_size(self.config)
         records = ring_bytes // 64
         wakeup_every = max(64, records // (4 * max(1, self.config.nr_cpus)))

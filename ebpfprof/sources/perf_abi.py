@@ -87,32 +87,36 @@ def open_tracepoint_event(tracepoint_id: int, *, cpu: int = 0) -> int:
     return fd
 
 
-def attach_bpf(prog_fd: int, perf_fd: int) -> int | None:
-    """Attach the program to the perf event: through a bpf_link (Linux 5.15+; closing the
-    link detaches the program at once), else with PERF_EVENT_IOC_SET_BPF (detached when the
-    perf event is released). Returns the link fd, or None for the ioctl way."""
-    attr = _LinkCreateAttr(prog_fd=prog_fd, target_fd=perf_fd, attach_type=BPF_PERF_EVENT)
+def attach_bpf(prog_fd: int, perf_fd: int, cookie: int | None = None) -> int | None:
+    """Attach the program to the perf event: through a bpf_link (Linux 5.15+), with
+    ``cookie`` for bpf_get_attach_cookie(), else (no cookie asked for) with
+    PERF_EVENT_IOC_SET_BPF. Returns the link fd, or None for the ioctl way."""
+    attr = _LinkCreateAttr(prog_fd=prog_fd, target_fd=perf_fd, attach_type=BPF_PERF_EVENT,
+                           bpf_cookie=cookie or 0)
     fd = _libc.syscall(_NR_BPF, BPF_LINK_CREATE, ctypes.byref(attr), ctypes.sizeof(attr))
     if fd >= 0:
         return fd
+    if cookie is not None:
+        raise _oserror("BPF_LINK_CREATE")
     if _libc.ioctl(perf_fd, PERF_EVENT_IOC_SET_BPF, prog_fd) != 0:
         raise _oserror("PERF_EVENT_IOC_SET_BPF")
     return None
 
 
-def release_in_background(perf_fds: list[int]) -> int:
-    """Close tracepoint perf events without waiting for them.
+def release_in_background(fds: list[int]) -> int:
+    """Close bpf_links and tracepoint perf events without waiting for them.
 
-    Releasing the last perf event of a tracepoint unregisters it and waits for RCU grace
-    periods under the kernel's event_mutex (perf_trace_event_unreg →
-    tracepoint_synchronize_unregister): ~80 ms each here, one after the other. A child
-    process inherits the fds and releases them at its own pace; it closes every other fd it
-    inherited first (so pipes see EOF and BPF objects are not kept alive), and exits when it
-    is done. The parent's own closes only drop a reference. Returns the child's pid.
+    Closing a link waits for an RCU-tasks-trace grace period (perf_event_detach_bpf_prog)
+    and releasing the last perf event of a tracepoint for more (perf_trace_event_unreg →
+    tracepoint_synchronize_unregister, under the kernel's event_mutex): ~75 ms a tracepoint
+    here, one after the other. A child process inherits the fds and releases them at its
+    own pace, in the order given (links first); it closes every other fd it inherited before
+    (so pipes see EOF and no other BPF object is kept alive), and exits when it is done. The
+    parent's own closes only drop a reference. Returns the child's pid.
     """
     pid = os.fork()
     if pid == 0:
-        keep = set(perf_fds)
+        keep = set(fds)
         try:
             os.setsid()
             for name in os.listdir("/proc/self/fd"):
@@ -122,21 +126,25 @@ def release_in_background(perf_fds: list[int]) -> int:
                         os.close(fd)
                     except OSError:
                         pass
-            for fd in perf_fds:
+            for fd in fds:
                 os.close(fd)
         finally:
             os._exit(0)
-    for fd in perf_fds:
+    for fd in fds:
         os.close(fd)
     return pid
 
 
-def raise_nofile_limit(needed: int) -> tuple[int, int]:
-    """Raise the soft RLIMIT_NOFILE towards the hard one when ``needed`` fds would not fit;
-    returns (soft, hard) after."""
+def raise_nofile_limit(needed: int) -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one when ``needed`` more fds would not fit
+    (``ulimit -n 1024`` is common; ``syscalls:*`` needs ~2,200). Returns the soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if needed > soft and soft != hard:
-        target = hard if hard == resource.RLIM_INFINITY else min(hard, max(needed, soft))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target if target != resource.RLIM_INFINITY else needed, hard))
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return soft, hard
+    in_use = len(os.listdir("/proc/self/fd"))
+    if in_use + needed > soft and hard != soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, in_use + needed)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft

@@ -14,7 +14,7 @@ import support
 from hypothesis import given, strategies as st
 
 from ebpfprof.codegen.program import (
-    DEFAULT_MAX_STACK, INLINE_ID_LIMIT, TaskFilter, TracepointProgram, generate_program,
+    DEFAULT_MAX_STACK, INLINE_ID_LIMIT, Attachment, TaskFilter, TracepointProgram, generate_program,
 )
 from ebpfprof.codegen.c import CIdent, c_comment, emitted
 from ebpfprof.lang.filter import CompiledFilter
@@ -64,6 +64,10 @@ CASES = {
                                   TaskFilter(tgids=tuple(range(1000, 1000 + INLINE_ID_LIMIT + 8)), tids=(7,))),
     "filter": lambda: generate([prog("sched_sched_wakeup", label="sched:sched_wakeup/pid>1000 && prio<100/",
                                      filter=FILTER)]),
+    "wildcard_shared": lambda: generate([
+        prog(name, i, label="syscalls:sys_*")
+        for i, name in enumerate(["syscalls_sys_enter_getppid", "syscalls_sys_enter_openat",
+                                  "syscalls_sys_exit_getppid"] * 3)], TaskFilter(tgids=(42,))),
     "two_selectors": lambda: generate([
         prog("sched_sched_wakeup", 0, label="sched:sched_wakeup//alias=w/"),
         prog("irq_irq_handler_entry", 1, kernel_stack=True, max_stack=8),
@@ -115,7 +119,7 @@ def assert_copies_exactly(body: str, size: int) -> None:
 
 def test_fixed_size_program_copies_its_fixed_part_straight_into_the_ring():
     g = CASES["fixed_size"]()
-    assert g.attach == [("sched:sched_wakeup", "ep_sel0_sched__sched_wakeup")]
+    assert g.attach == [Attachment("sched:sched_wakeup", "ep_sel0_sched__sched_wakeup")]
     assert g.maps_to_fill == {}
     body = function_body(g.text, "ep_sel0_sched__sched_wakeup")
     assert 36 <= reserved_bytes(body) < 36 + 8
@@ -176,7 +180,7 @@ def test_rel_loc_payload_is_relative_to_the_locator():
     g = generate([TracepointProgram(0, fmt, "t-sys:r")])
     assert "u32 end = 12 + (loc & 0xffff) + (loc >> 16);" in g.text
     assert "raw_padded = ep_copy_raw(sc, ctx, size, 4464);" in g.text     # 70000 & 0xffff
-    assert g.attach == [("t-sys:r", "ep_sel0_t_sys__r")]                 # identifiers stay C identifiers
+    assert g.attach == [Attachment("t-sys:r", "ep_sel0_t_sys__r")]                 # identifiers stay C identifiers
 
 
 def test_stack_program():
@@ -249,8 +253,8 @@ def test_filter_code_is_placed_before_its_program_and_called():
 
 def test_two_selectors_get_two_functions_and_one_ring():
     g = CASES["two_selectors"]()
-    assert g.attach == [("sched:sched_wakeup", "ep_sel0_sched__sched_wakeup"),
-                        ("irq:irq_handler_entry", "ep_sel1_irq__irq_handler_entry")]
+    assert g.attach == [Attachment("sched:sched_wakeup", "ep_sel0_sched__sched_wakeup"),
+                        Attachment("irq:irq_handler_entry", "ep_sel1_irq__irq_handler_entry")]
     assert g.text.count("BPF_RINGBUF_OUTPUT(ep_ring") == 1
     assert "ep_fill_header(s, st, 0, 0, 36);" in g.text
     assert "ep_fill_header(&sc->s, st, 1, nr_frames, sc->s.raw_size);" in g.text
@@ -310,3 +314,32 @@ def test_c_comment_property(text):
     assert "*/" not in out and "/*" not in out
     assert all(32 <= ord(c) < 127 for c in out)
     assert "*/" not in "/* " + out + " */"[:-3]
+
+
+def test_a_wildcard_shares_one_function_told_apart_by_cookies():
+    g = CASES["wildcard_shared"]()
+    assert g.text.count("int ep_sel0_shared(void *ctx)") == 1
+    assert g.text.count("\nint ") == 1                          # no per-tracepoint functions
+    assert [a.function for a in g.attach] == ["ep_sel0_shared"] * 9
+    fmts = [support.fixture_format(n) for n in ("syscalls_sys_enter_getppid", "syscalls_sys_enter_openat",
+                                                "syscalls_sys_exit_getppid")] * 3
+    for i, (a, fmt) in enumerate(zip(g.attach, fmts)):
+        assert a.tracepoint == fmt.full_name
+        assert a.cookie & 0xFFFF == i
+        assert a.cookie >> 16 & 0xFFFF == fmt.id & 0xFFFF
+        assert a.cookie >> 32 == max(fmt.fixed_size, 8)
+    # the ring record holds the largest of them, with a power-of-two mask the verifier sees
+    copy_max = int(re.search(r"ringbuf_reserve\(sizeof\(\*s\) \+ 8 \+ (\d+)\)", g.text).group(1))
+    assert copy_max & (copy_max - 1) == 0
+    assert max(f.fixed_size for f in fmts) - 8 < copy_max
+    assert f"copy = (raw_size - 8) & ({copy_max} - 1);" in g.text
+
+
+def test_fewer_tracepoints_or_a_filter_keep_their_own_functions():
+    few = generate([prog("syscalls_sys_enter_getppid", i, label="s:*") for i in range(7)])
+    assert all(a.cookie is None for a in few.attach) and len({a.function for a in few.attach}) == 7
+    filtered = generate([prog("sched_sched_wakeup", i, label="sched:sched_wakeup/pid>1000 && prio<100/",
+                              filter=FILTER) for i in range(1)] +
+                        [prog("syscalls_sys_enter_getppid", i, label="s:*") for i in range(1, 9)])
+    assert filtered.attach[0].cookie is None
+    assert {a.function for a in filtered.attach[1:]} == {"ep_sel1_shared"}

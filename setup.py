@@ -23,6 +23,7 @@ setup(
         Extension(
             "ebpfprof._ring",
             sources=["ebpfprof/_ring.c"],
+            include_dirs=["bpf"],              # ep_sample.h: the record header BPF writes
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
                                 "-Wno-unused-parameter", "-Wno-cast-function-type"],
         )

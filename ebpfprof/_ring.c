@@ -12,7 +12,7 @@
  * Everything that is not per event (which handler, what fields, how to print or symbolize)
  * is decided in Python and handed over as EventClass objects and hook functions.
  *
- * The record layout is bpf/prelude.h's struct ep_sample; keep the two in step.
+ * The record layout is struct ep_sample, from bpf/ep_sample.h (the BPF program's too).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -31,18 +31,9 @@ typedef uint32_t u32;
 typedef uint64_t u64;
 
 /* ---------------------------------------------------------------------------------------- */
-/* Record layout (bpf/prelude.h)                                                            */
+/* Record layout (bpf/ep_sample.h)                                                          */
 
-struct ep_sample {
-    u64 time;
-    u32 pid;
-    u32 tid;
-    u32 cpu;
-    u16 selector;
-    u16 nr_frames;
-    u32 lost;
-    u32 raw_size;
-};
+#include "ep_sample.h"          /* struct ep_sample, shared with the BPF program */
 
 /* BPF ring buffer record header (kernel/bpf/ringbuf.c) */
 #define RB_BUSY_BIT    (1U << 31)
@@ -1475,6 +1466,36 @@ static struct PyModuleDef ring_module = {
     .m_methods = module_methods,
 };
 
+/*
+ * SAMPLE_LAYOUT: ((field, offset, size), ...) of struct ep_sample as this build compiled it,
+ * for the test that holds it to the layout bpf/ep_sample.h documents.
+ */
+#define SAMPLE_FIELD(f) {#f, offsetof(struct ep_sample, f), sizeof(((struct ep_sample *)0)->f)}
+
+static int add_sample_layout(PyObject *m)
+{
+    static const struct { const char *name; size_t offset, size; } fields[] = {
+        SAMPLE_FIELD(time), SAMPLE_FIELD(pid), SAMPLE_FIELD(tid), SAMPLE_FIELD(cpu),
+        SAMPLE_FIELD(selector), SAMPLE_FIELD(nr_frames), SAMPLE_FIELD(lost), SAMPLE_FIELD(raw_size),
+    };
+    size_t n = sizeof(fields) / sizeof(fields[0]);
+    PyObject *layout = PyTuple_New((Py_ssize_t)n);
+    if (!layout)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *item = Py_BuildValue("(snn)", fields[i].name, (Py_ssize_t)fields[i].offset,
+                                       (Py_ssize_t)fields[i].size);
+        if (!item) {
+            Py_DECREF(layout);
+            return -1;
+        }
+        PyTuple_SET_ITEM(layout, (Py_ssize_t)i, item);
+    }
+    int rc = PyModule_AddObjectRef(m, "SAMPLE_LAYOUT", layout);
+    Py_DECREF(layout);
+    return rc;
+}
+
 PyMODINIT_FUNC PyInit__ring(void)
 {
     if (PyType_Ready(&EventClassType) < 0 || PyType_Ready(&PerfEventType) < 0 ||
@@ -1495,6 +1516,8 @@ PyMODINIT_FUNC PyInit__ring(void)
     for (size_t i = 0; i < sizeof(consts) / sizeof(consts[0]); i++)
         if (PyModule_AddIntConstant(m, consts[i].name, consts[i].value) < 0)
             goto fail;
+    if (add_sample_layout(m) < 0)
+        goto fail;
     return m;
 fail:
     Py_DECREF(m);

@@ -203,7 +203,7 @@ def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
         _id_predicate("EP_WANT_TGID", task.tgids, "ep_tgids", maps, decls),
         _id_predicate("EP_WANT_TID", task.tids, "ep_tids", maps, decls),
     ]
-    body = ["\n".join(defines), snippet("prelude.h").template.rstrip("\n")]
+    body = ["\n".join(defines), snippet("ep_sample.h").template.rstrip("\n"), snippet("prelude.h").template.rstrip("\n")]
     if decls:
         body.append("\n".join(decls))
     body.append("\n".join(task_defs))

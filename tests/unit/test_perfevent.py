@@ -545,7 +545,15 @@ def test_event_class_rejects_bad_field_kinds():
 # -- the reader: events kept after their handler stay valid ---------------------------------------
 
 PAGE = os.sysconf("SC_PAGESIZE")
-HEADER = struct.Struct("<QIIIHHII")     # bpf/prelude.h struct ep_sample
+HEADER = struct.Struct("<QIIIHHII")     # bpf/ep_sample.h struct ep_sample
+
+
+def test_the_fake_ring_writes_the_header_the_reader_compiled():
+    values = [0x1122334455667788, 2, 3, 4, 5, 6, 7, 8]
+    packed = HEADER.pack(*values)
+    assert HEADER.size == _ring.SAMPLE_HEADER_SIZE
+    codes = {1: "B", 2: "H", 4: "I", 8: "Q"}
+    assert [struct.unpack_from("<" + codes[size], packed, off)[0] for _, off, size in _ring.SAMPLE_LAYOUT] == values
 
 
 class FakeRing:

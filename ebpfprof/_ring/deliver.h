@@ -75,8 +75,7 @@ static inline int record_to_queue(ReaderObject *self, int ring, EventClassObject
     u64 prev_time = self->last_time[cpu_slot];
     self->last_time[cpu_slot] = rec->time;
     if (rec->lost) {
-        Pending m = {.time = rec->time, .ev = NULL, .lost = rec->lost, .lost_start = prev_time};
-        if (order_insert(&self->order, ring, m) < 0)
+        if (order_insert(&self->order, ring, rec->time, NULL, rec->lost, prev_time) < 0)
             return -1;
     }
     if (cls->handler == Py_None) {
@@ -87,8 +86,7 @@ static inline int record_to_queue(ReaderObject *self, int ring, EventClassObject
     if (!ev)
         return -1;
     perf_event_fill(ev, rec);
-    Pending e = {.time = rec->time, .ev = (PyObject *)ev};
-    if (order_insert(&self->order, ring, e) < 0) {
+    if (order_insert(&self->order, ring, rec->time, (PyObject *)ev, 0, 0) < 0) {
         Py_DECREF(ev);
         return -1;
     }

@@ -178,7 +178,7 @@ extern PyObject *hook_callchain;   /* resolve_callchain(event_class, pid, frames
 extern long long realtime_offset;  /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 
 /* ---------------------------------------------------------------------------------------- */
-/* --order (order.c): a sorted queue per ring, merged by their heads                          */
+/* --order (order.c): a sorted queue per ring, merged by a heap of their heads             */
 
 /* An event, or a loss marker, waiting for its time to come. */
 typedef struct {
@@ -201,14 +201,25 @@ typedef struct {
     size_t head, len, cap;     /* cap: 0 or a power of two */
 } OrderQueue;
 
+/*
+ * All the queues, and a binary heap of the ones that hold entries, keyed by their heads:
+ * finding the oldest entry of N rings costs log N, not N (one ring per CPU per perf source
+ * is coming). Heads compare by (time, seq); seq counts arrivals across all queues, so it
+ * never ties and the order is the one a scan of the heads gave.
+ */
 typedef struct {
     OrderQueue *queues;        /* one per ring, same index */
     int nr_queues;
     u64 seq;                   /* next arrival number, across all queues */
+    int *heap;                 /* indexes of the non-empty queues, oldest head first */
+    int *heap_pos;             /* per queue: its place in heap, -1 when empty */
+    int heap_len;
 } Order;
 
 int order_add_queue(Order *o);
-int order_insert(Order *o, int queue, Pending e);     /* e.seq is set here */
+/* An event (lost = 0), or a loss marker (ev = NULL), joins a queue. The fields go in registers:
+ * a Pending built by the caller and read here wider than written stalled on store forwarding. */
+int order_insert(Order *o, int queue, u64 time, PyObject *ev, u64 lost, u64 lost_start);
 const Pending *order_oldest(const Order *o);           /* NULL if nothing waits */
 Pending order_pop(Order *o);                           /* the oldest; only if one waits */
 size_t order_len(const Order *o);

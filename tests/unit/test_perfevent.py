@@ -726,6 +726,32 @@ def test_order_merges_rings():
         assert [t for t, _ in seen] == list(range(1000, 1060))
 
 
+def test_order_merges_many_rings_with_ties_in_arrival_order():
+    # Eight rings, each in time order, times shared across rings and repeated within one, in
+    # rounds with a horizon: the merge (a heap of the rings' heads) gives every entry in
+    # (time, arrival) order, arrival being ring by ring, then push order, within one drain.
+    rnd = random.Random(11)
+    with reading_in_order(nr_rings=8) as (reader, rings, seen):
+        expected, tid = [], 0
+        for round_ in range(5):
+            arrivals = []
+            for ring in rings:
+                t = 100 * round_
+                for _ in range(rnd.randrange(0, 40)):
+                    t += rnd.choice((0, 0, 1, 3))
+                    tid += 1
+                    ring.push(t, 1, tid, 0, 0, wakeup_raw())
+                    arrivals.append((t, tid))
+            expected += arrivals
+            horizon = 100 * round_ + 50
+            reader.drain(ordered=True, horizon=horizon)
+            in_order = sorted(expected, key=lambda e: e[0])       # stable: ties keep arrival
+            assert seen == [e for e in in_order if e[0] <= horizon]
+            assert reader.pending == len(expected) - len(seen)
+        reader.drain(ordered=True, flush=True)
+        assert seen == sorted(expected, key=lambda e: e[0]) and reader.pending == 0
+
+
 def test_order_queue_grows_and_wraps_without_losing_order():
     # More entries than the first allocation (4096), pushed and partly delivered in rounds so
     # the queue's head has moved when it grows; times arrive shuffled within small windows.

@@ -98,3 +98,18 @@ int deliver_pending(ReaderObject *self, u64 horizon, int all)
     }
     return 0;
 }
+
+/* discard(): every entry waiting in the queues goes, undelivered, into lost. */
+void discard_pending(ReaderObject *self)
+{
+    while (order_oldest(&self->order)) {
+        Pending e = order_pop(&self->order);
+        if (e.ev) {
+            self->lost++;
+            self->discarded++;
+            Py_DECREF(e.ev);
+        } else {
+            self->lost += (long long)e.lost;      /* a loss marker not yet reported */
+        }
+    }
+}

@@ -1,8 +1,8 @@
 /*
  * deliver_record(): the one way into delivery, for every ring reader and every mode. It checks
  * the record's class, then hands the record to the class's handler at once, in a recycled
- * event (unordered), or queues it as a new event for --order. Losses a record reports go to
- * the script's __lost__ before it.
+ * event (unordered), or queues it as a new event for --order, or (discard()) counts it as
+ * lost. Losses a record reports go to the script's __lost__ before it.
  *
  * Inline in each ring reader, on purpose: a Record is read only here, so it stays in
  * registers. Built on the stack and read through a pointer in another file, its fields were
@@ -15,10 +15,11 @@
 
 #include "ring.h"
 
-/* Whether a drain in this mode takes another record (not stopped, budget left). */
+/* Whether a drain in this mode takes another record: discard() takes them all; the others
+ * stop when stop() was called or the budget (-N) is spent. */
 static inline int reader_wants_records(const ReaderObject *self, enum deliver_mode mode)
 {
-    return !self->stop && self->budget != 0;
+    return mode == DELIVER_DISCARD || (!self->stop && self->budget != 0);
 }
 
 /* Call the handler (not None) of an event's class. -1 to stop the drain (exception to propagate). */
@@ -94,6 +95,22 @@ static inline int record_to_queue(ReaderObject *self, int ring, EventClassObject
 }
 
 /*
+ * discard(): the record, and the losses it reports, go to lost instead of to a handler. A
+ * class without a handler drops it, as a drain would: nothing was lost there.
+ */
+static inline int record_discard(ReaderObject *self, EventClassObject *cls, const Record *rec)
+{
+    self->lost += (long long)rec->lost;
+    if (cls->handler == Py_None) {
+        cls->dropped++;
+        return 0;
+    }
+    self->lost++;
+    self->discarded++;
+    return 0;
+}
+
+/*
  * The class index is checked here and nowhere else: a record whose index is not in the class
  * table is skipped, uncounted, rather than misdecoded. -1: a Python error stops the drain.
  */
@@ -105,6 +122,8 @@ static inline int deliver_record(ReaderObject *self, int ring, const Record *rec
     self->records++;
     if (mode == DELIVER_ORDERED)
         return record_to_queue(self, ring, cls, rec);
+    if (mode == DELIVER_DISCARD)
+        return record_discard(self, cls, rec);
     return record_now(self, cls, rec);
 }
 

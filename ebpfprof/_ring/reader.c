@@ -90,8 +90,8 @@ static int reader_init(ReaderObject *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
-/* drain(), close() and add_bpf_ring() are refused from inside a handler: records being read
- * would be freed, moved or handed back to the kernel under the drain's feet. */
+/* drain(), discard(), close() and add_bpf_ring() are refused from inside a handler: records
+ * being read would be freed, moved or handed back to the kernel under the drain's feet. */
 static int refuse_while_draining(ReaderObject *self, const char *what)
 {
     if (!self->draining)
@@ -149,6 +149,27 @@ static PyObject *reader_drain(ReaderObject *self, PyObject *args, PyObject *kwds
     return rc < 0 ? NULL : PyLong_FromLongLong(count);
 }
 
+/*
+ * discard() -> records skipped
+ * After stop(), at the end of a run: every committed record still in the rings and every
+ * event waiting for --order is consumed without being delivered, and counted in lost, with
+ * the losses the records report. Records of a class without a handler are dropped, as a drain
+ * would. No Python code runs.
+ */
+static PyObject *reader_discard(ReaderObject *self, PyObject *unused)
+{
+    if (refuse_while_draining(self, "discard") < 0)
+        return NULL;
+    long long before = self->discarded, count = 0;
+    int rc = 0;
+    self->draining = 1;
+    for (int i = 0; i < self->nr_rings && rc == 0; i++)
+        rc = ring_drain(self, i, DELIVER_DISCARD, &count);
+    discard_pending(self);
+    self->draining = 0;
+    return rc < 0 ? NULL : PyLong_FromLongLong(self->discarded - before);
+}
+
 static PyObject *reader_close(ReaderObject *self, PyObject *unused)
 {
     if (refuse_while_draining(self, "close") < 0)
@@ -203,7 +224,7 @@ static PyGetSetDef reader_getset[] = {
 static PyMemberDef reader_members[] = {
     {"delivered", T_LONGLONG, offsetof(ReaderObject, delivered), READONLY, "events given to handlers"},
     {"records", T_LONGLONG, offsetof(ReaderObject, records), READONLY, "records read from rings"},
-    {"lost", T_LONGLONG, offsetof(ReaderObject, lost), 0, "records the kernel could not write"},
+    {"lost", T_LONGLONG, offsetof(ReaderObject, lost), 0, "records the kernel could not write, or discard() skipped"},
     {NULL},
 };
 
@@ -213,6 +234,8 @@ static PyMethodDef reader_methods[] = {
     {"drain", (PyCFunction)(void (*)(void))reader_drain, METH_VARARGS | METH_KEYWORDS,
      "drain(ordered=False, horizon=0, flush=False) -> records read"},
     {"stop", (PyCFunction)reader_stop, METH_NOARGS, "make drain() return at the next record"},
+    {"discard", (PyCFunction)reader_discard, METH_NOARGS,
+     "discard() -> records skipped: count what the rings and --order queues still hold as lost, undelivered"},
     {"close", (PyCFunction)reader_close, METH_NOARGS, "unmap the rings, drop undelivered events"},
     {NULL},
 };

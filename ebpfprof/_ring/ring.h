@@ -272,7 +272,8 @@ typedef struct {
     /* accounting */
     long long delivered;       /* events given to a handler */
     long long records;         /* records read from rings */
-    long long lost;            /* records the kernel could not write */
+    long long lost;            /* records the kernel could not write, or discard() skipped */
+    long long discarded;       /* records discard() skipped (in lost too) */
     long long budget;          /* events still to deliver (-N), -1 = unlimited */
     int stop;                  /* set by stop(): drain returns at the next record */
     int draining;              /* in drain(): handlers run; the rings must stay as they are */
@@ -287,12 +288,14 @@ extern PyTypeObject ReaderType;
 enum deliver_mode {
     DELIVER_NOW,               /* to the handler at once, in a recycled event */
     DELIVER_ORDERED,           /* into the ring's --order queue */
+    DELIVER_DISCARD,           /* discard(): counted as lost, not delivered */
 };
 
 /* deliver.c: the parts of delivery that are not per event, or that call into the script */
 int deliver_lost(ReaderObject *self, u64 lost, u64 start, u64 end);
 int handler_failed(void);
 int deliver_pending(ReaderObject *self, u64 horizon, int all);
+void discard_pending(ReaderObject *self);
 long long handler_error_count(void);
 
 /* bpf_ring.c */

@@ -663,7 +663,7 @@ def test_handlers_cannot_pull_the_ring_from_under_the_drain():
     errors = []
 
     def handler(event):
-        for call in (reader.drain, reader.close, lambda: reader.add_bpf_ring(ring.fd, ring.data_size)):
+        for call in (reader.drain, reader.discard, reader.close, lambda: reader.add_bpf_ring(ring.fd, ring.data_size)):
             try:
                 call()
             except RuntimeError as e:
@@ -673,7 +673,7 @@ def test_handlers_cannot_pull_the_ring_from_under_the_drain():
         ring.push(1, 2, 3, 0, 0, wakeup_raw())
         ring.push(2, 2, 3, 0, 0, wakeup_raw())
         assert reader.drain() == 2
-        assert len(errors) == 6 and all("while it drains" in e for e in errors)
+        assert len(errors) == 8 and all("while it drains" in e for e in errors)
         assert reader.drain() == 0          # and the reader still works afterwards
 
 
@@ -800,3 +800,55 @@ def test_reader_routes_by_selector_and_counts_drops():
     finally:
         reader.close()
         ring.close()
+
+
+# -- discard(): what is left at the end is counted, not thrown away ---------------------------
+
+def test_discard_counts_what_the_rings_still_hold_as_lost():
+    fmt = fixture_format("sched_sched_wakeup")
+    seen, lost_calls = [], []
+    with_handler = event_class(fmt, "sched:a", handler=seen.append)
+    without = event_class(fmt, "sched:b", handler=None)
+    with reading([with_handler, without], nr_rings=2, lost_handler=lambda s, e: lost_calls.append((s, e))) as (
+            reader, rings):
+        rings[0].push(1, 1, 1, 0, 0, wakeup_raw())
+        rings[0].push(2, 1, 1, 0, 0, wakeup_raw(), lost=3)     # 3 lost before it
+        rings[1].push(3, 1, 1, 1, 1, wakeup_raw(), lost=2)     # no handler: dropped, its 2 losses count
+        rings[1].push(4, 1, 1, 1, 7, wakeup_raw(), lost=50)    # no such selector: skipped, uncounted
+        rings[1].push(5, 1, 1, 1, 0, wakeup_raw())
+        reader.stop()                                          # a second Ctrl-C
+        assert reader.drain() == 0 and reader.lost == 0
+        assert reader.discard() == 3
+        assert (reader.lost, reader.records, reader.delivered) == (3 + 3 + 2, 4, 0)
+        assert (with_handler.delivered, without.dropped) == (0, 1)
+        assert seen == [] and lost_calls == []                 # nothing delivered, no Python run
+        assert [r.consumer for r in rings] == [r.producer for r in rings]
+        assert reader.discard() == 0 and reader.lost == 8      # nothing left
+
+
+def test_discard_counts_the_order_queues_and_their_loss_markers():
+    with reading_in_order(nr_rings=2) as (reader, rings, seen):
+        rings[0].push(10, 1, 1, 0, 0, wakeup_raw())
+        rings[0].push(20, 1, 2, 0, 0, wakeup_raw(), lost=4)   # queued: a loss marker, then the event
+        rings[1].push(30, 1, 3, 1, 0, wakeup_raw())
+        reader.drain(ordered=True, horizon=5)                 # nothing is old enough yet
+        assert seen == [] and reader.pending == 4 and reader.lost == 0
+        rings[1].push(40, 1, 4, 1, 0, wakeup_raw(), lost=1)   # still in the ring
+        assert reader.discard() == 3 + 1
+        assert (reader.lost, reader.pending, reader.delivered) == (3 + 4 + 1 + 1, 0, 0)
+        assert seen == []
+        reader.drain(ordered=True, flush=True)
+        assert seen == [] and reader.discard() == 0
+
+
+def test_discard_takes_every_record_not_one_drain_s_worth():
+    # More records than a signal-check period, with the budget spent: discard takes them all.
+    with reading([event_class(fixture_format("sched_sched_wakeup"), handler=lambda e: None)],
+                 data_size=1 << 20) as (reader, (ring,)):
+        for i in range(3000):
+            ring.push(i, 1, 1, 0, 0, wakeup_raw(), lost=i % 2)
+        reader.budget = 0
+        assert reader.drain() == 0
+        assert reader.discard() == 3000 and reader.lost == 3000 + 1500
+        assert ring.consumer == ring.producer
+

@@ -12,7 +12,7 @@ system:
 	@./.ci/setup-system
 
 # The venv uses the system interpreter, the one Debian's python3-bpfcc is built for.
-$(VENV)/.installed: pyproject.toml setup.py ebpfprof/_ring.c
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard ebpfprof/_ring/*.[ch]) bpf/ep_sample.h
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	@$(VPY) -m pip install -q --upgrade pip >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
 	@$(VPY) -m pip install -e '.[test]' >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }

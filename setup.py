@@ -22,7 +22,9 @@ setup(
     ext_modules=[
         Extension(
             "ebpfprof._ring",
-            sources=["ebpfprof/_ring.c"],
+            sources=sorted(str(p) for p in Path("ebpfprof/_ring").glob("*.c")),
+            include_dirs=["bpf"],    # ep_sample.h: the record header BPF writes
+            depends=sorted(str(p) for p in Path("ebpfprof/_ring").glob("*.h")) + ["bpf/ep_sample.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
                                 "-Wno-unused-parameter", "-Wno-cast-function-type"],
         )

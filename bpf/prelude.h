@@ -3,21 +3,12 @@
  *
  * One BPF ring buffer (ep_ring) is shared by every selector of a run. Each record is
  *   struct ep_sample | raw tracepoint record (raw_size bytes, padded to 8) | u64 frames[nr_frames]
- * User space (ebpfprof/_ring.c) reads it with the same layout; keep the two in step.
+ * User space (ebpfprof/_ring/) reads it through the same header, bpf/ep_sample.h.
  */
 #define EP_CONTEXT_KERNEL ((u64)-128)   /* PERF_CONTEXT_KERNEL: kernel frames follow */
 #define EP_CONTEXT_USER   ((u64)-512)   /* PERF_CONTEXT_USER: user frames follow */
 
-struct ep_sample {
-	u64 time;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC, the clock of our perf events too */
-	u32 pid;         /* tgid */
-	u32 tid;
-	u32 cpu;
-	u16 selector;    /* index into the run's selector table */
-	u16 nr_frames;   /* u64 callchain entries after the raw record (context markers included) */
-	u32 lost;        /* records this CPU could not reserve just before this one */
-	u32 raw_size;    /* bytes of the raw record after this header */
-};
+/* struct ep_sample, the header of each record: bpf/ep_sample.h, pasted before this file. */
 
 /* The first 8 bytes of a tracepoint record as the format file describes them. */
 struct ep_common {

@@ -228,7 +228,8 @@ def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
         _id_predicate("EP_WANT_TGID", task.tgids, "ep_tgids", maps, decls),
         _id_predicate("EP_WANT_TID", task.tids, "ep_tids", maps, decls),
     ]
-    body = ["\n".join(defines), snippet_text("prelude.h").rstrip("\n")]
+    body = ["\n".join(defines), snippet_text("ep_sample.h").rstrip("\n"),
+            snippet_text("prelude.h").rstrip("\n")]
     if decls:
         body.append("\n".join(decls))
     body.append("\n".join(task_defs))

@@ -545,7 +545,15 @@ def test_event_class_rejects_bad_field_kinds():
 # -- the reader: events kept after their handler stay valid ---------------------------------------
 
 PAGE = os.sysconf("SC_PAGESIZE")
-HEADER = struct.Struct("<QIIIHHII")     # bpf/prelude.h struct ep_sample
+HEADER = struct.Struct("<QIIIHHII")     # bpf/ep_sample.h struct ep_sample
+
+
+def test_the_fake_ring_writes_the_header_the_reader_compiled():
+    values = [0x1122334455667788, 2, 3, 4, 5, 6, 7, 8]
+    packed = HEADER.pack(*values)
+    assert HEADER.size == _ring.SAMPLE_HEADER_SIZE
+    codes = {1: "B", 2: "H", 4: "I", 8: "Q"}
+    assert [struct.unpack_from("<" + codes[size], packed, off)[0] for _, off, size in _ring.SAMPLE_LAYOUT] == values
 
 
 class FakeRing:
@@ -655,7 +663,7 @@ def test_handlers_cannot_pull_the_ring_from_under_the_drain():
     errors = []
 
     def handler(event):
-        for call in (reader.drain, reader.close, lambda: reader.add_bpf_ring(ring.fd, ring.data_size)):
+        for call in (reader.drain, reader.discard, reader.close, lambda: reader.add_bpf_ring(ring.fd, ring.data_size)):
             try:
                 call()
             except RuntimeError as e:
@@ -665,7 +673,7 @@ def test_handlers_cannot_pull_the_ring_from_under_the_drain():
         ring.push(1, 2, 3, 0, 0, wakeup_raw())
         ring.push(2, 2, 3, 0, 0, wakeup_raw())
         assert reader.drain() == 2
-        assert len(errors) == 6 and all("while it drains" in e for e in errors)
+        assert len(errors) == 8 and all("while it drains" in e for e in errors)
         assert reader.drain() == 0          # and the reader still works afterwards
 
 
@@ -718,6 +726,32 @@ def test_order_merges_rings():
         assert [t for t, _ in seen] == list(range(1000, 1060))
 
 
+def test_order_merges_many_rings_with_ties_in_arrival_order():
+    # Eight rings, each in time order, times shared across rings and repeated within one, in
+    # rounds with a horizon: the merge (a heap of the rings' heads) gives every entry in
+    # (time, arrival) order, arrival being ring by ring, then push order, within one drain.
+    rnd = random.Random(11)
+    with reading_in_order(nr_rings=8) as (reader, rings, seen):
+        expected, tid = [], 0
+        for round_ in range(5):
+            arrivals = []
+            for ring in rings:
+                t = 100 * round_
+                for _ in range(rnd.randrange(0, 40)):
+                    t += rnd.choice((0, 0, 1, 3))
+                    tid += 1
+                    ring.push(t, 1, tid, 0, 0, wakeup_raw())
+                    arrivals.append((t, tid))
+            expected += arrivals
+            horizon = 100 * round_ + 50
+            reader.drain(ordered=True, horizon=horizon)
+            in_order = sorted(expected, key=lambda e: e[0])       # stable: ties keep arrival
+            assert seen == [e for e in in_order if e[0] <= horizon]
+            assert reader.pending == len(expected) - len(seen)
+        reader.drain(ordered=True, flush=True)
+        assert seen == sorted(expected, key=lambda e: e[0]) and reader.pending == 0
+
+
 def test_order_queue_grows_and_wraps_without_losing_order():
     # More entries than the first allocation (4096), pushed and partly delivered in rounds so
     # the queue's head has moved when it grows; times arrive shuffled within small windows.
@@ -766,3 +800,55 @@ def test_reader_routes_by_selector_and_counts_drops():
     finally:
         reader.close()
         ring.close()
+
+
+# -- discard(): what is left at the end is counted, not thrown away ---------------------------
+
+def test_discard_counts_what_the_rings_still_hold_as_lost():
+    fmt = fixture_format("sched_sched_wakeup")
+    seen, lost_calls = [], []
+    with_handler = event_class(fmt, "sched:a", handler=seen.append)
+    without = event_class(fmt, "sched:b", handler=None)
+    with reading([with_handler, without], nr_rings=2, lost_handler=lambda s, e: lost_calls.append((s, e))) as (
+            reader, rings):
+        rings[0].push(1, 1, 1, 0, 0, wakeup_raw())
+        rings[0].push(2, 1, 1, 0, 0, wakeup_raw(), lost=3)     # 3 lost before it
+        rings[1].push(3, 1, 1, 1, 1, wakeup_raw(), lost=2)     # no handler: dropped, its 2 losses count
+        rings[1].push(4, 1, 1, 1, 7, wakeup_raw(), lost=50)    # no such selector: skipped, uncounted
+        rings[1].push(5, 1, 1, 1, 0, wakeup_raw())
+        reader.stop()                                          # a second Ctrl-C
+        assert reader.drain() == 0 and reader.lost == 0
+        assert reader.discard() == 3
+        assert (reader.lost, reader.records, reader.delivered) == (3 + 3 + 2, 4, 0)
+        assert (with_handler.delivered, without.dropped) == (0, 1)
+        assert seen == [] and lost_calls == []                 # nothing delivered, no Python run
+        assert [r.consumer for r in rings] == [r.producer for r in rings]
+        assert reader.discard() == 0 and reader.lost == 8      # nothing left
+
+
+def test_discard_counts_the_order_queues_and_their_loss_markers():
+    with reading_in_order(nr_rings=2) as (reader, rings, seen):
+        rings[0].push(10, 1, 1, 0, 0, wakeup_raw())
+        rings[0].push(20, 1, 2, 0, 0, wakeup_raw(), lost=4)   # queued: a loss marker, then the event
+        rings[1].push(30, 1, 3, 1, 0, wakeup_raw())
+        reader.drain(ordered=True, horizon=5)                 # nothing is old enough yet
+        assert seen == [] and reader.pending == 4 and reader.lost == 0
+        rings[1].push(40, 1, 4, 1, 0, wakeup_raw(), lost=1)   # still in the ring
+        assert reader.discard() == 3 + 1
+        assert (reader.lost, reader.pending, reader.delivered) == (3 + 4 + 1 + 1, 0, 0)
+        assert seen == []
+        reader.drain(ordered=True, flush=True)
+        assert seen == [] and reader.discard() == 0
+
+
+def test_discard_takes_every_record_not_one_drain_s_worth():
+    # More records than a signal-check period, with the budget spent: discard takes them all.
+    with reading([event_class(fixture_format("sched_sched_wakeup"), handler=lambda e: None)],
+                 data_size=1 << 20) as (reader, (ring,)):
+        for i in range(3000):
+            ring.push(i, 1, 1, 0, 0, wakeup_raw(), lost=i % 2)
+        reader.budget = 0
+        assert reader.drain() == 0
+        assert reader.discard() == 3000 and reader.lost == 3000 + 1500
+        assert ring.consumer == ring.producer
+

@@ -4,25 +4,43 @@
 #define EP_MAX_STACK 16
 
 /*
+ * struct ep_sample: the header of every record in the run's BPF ring buffer (ep_ring).
+ *
+ * The one definition for both sides: codegen/program.py pastes this text before bpf/prelude.h into the
+ * generated BPF program, and the C reader #includes it (setup.py puts bpf/ on its include
+ * path). A record is
+ *   struct ep_sample | raw tracepoint record (raw_size bytes, padded to 8) | u64 frames[nr_frames]
+ * No #include here (BCC gets this file as text): the includer defines u16, u32 and u64 as the
+ * kernel spells them. Offsets and sizes below are checked against the compiled reader by
+ * tests/unit/test_record_layout.py; change them together.
+ */
+#ifndef EP_SAMPLE_H
+#define EP_SAMPLE_H
+
+struct ep_sample {           /* offset size */
+	u64 time;            /*   0    8  bpf_ktime_get_ns(): CLOCK_MONOTONIC, as our perf events */
+	u32 pid;             /*   8    4  tgid */
+	u32 tid;             /*  12    4 */
+	u32 cpu;             /*  16    4 */
+	u16 selector;        /*  20    2  index into the run's selector table */
+	u16 nr_frames;       /*  22    2  u64 callchain entries after the raw record (markers included) */
+	u32 lost;            /*  24    4  records this CPU could not reserve just before this one */
+	u32 raw_size;        /*  28    4  bytes of the raw record after this header */
+};                           /* size 32 */
+
+#endif /* EP_SAMPLE_H */
+
+/*
  * ebpfprof prelude: the record every program writes, the ring it goes to, loss accounting.
  *
  * One BPF ring buffer (ep_ring) is shared by every selector of a run. Each record is
  *   struct ep_sample | raw tracepoint record (raw_size bytes, padded to 8) | u64 frames[nr_frames]
- * User space (ebpfprof/_ring.c) reads it with the same layout; keep the two in step.
+ * User space (ebpfprof/_ring/) reads it through the same header, bpf/ep_sample.h.
  */
 #define EP_CONTEXT_KERNEL ((u64)-128)   /* PERF_CONTEXT_KERNEL: kernel frames follow */
 #define EP_CONTEXT_USER   ((u64)-512)   /* PERF_CONTEXT_USER: user frames follow */
 
-struct ep_sample {
-	u64 time;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC, the clock of our perf events too */
-	u32 pid;         /* tgid */
-	u32 tid;
-	u32 cpu;
-	u16 selector;    /* index into the run's selector table */
-	u16 nr_frames;   /* u64 callchain entries after the raw record (context markers included) */
-	u32 lost;        /* records this CPU could not reserve just before this one */
-	u32 raw_size;    /* bytes of the raw record after this header */
-};
+/* struct ep_sample, the header of each record: bpf/ep_sample.h, pasted before this file. */
 
 /* The first 8 bytes of a tracepoint record as the format file describes them. */
 struct ep_common {

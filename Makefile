@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 RUN_SECONDS ?= 5
 
-.PHONY: setup system venv run test unit bench clean
+.PHONY: setup system venv run test unit bench soak clean
 
 setup: system venv
 
@@ -35,6 +35,11 @@ unit: venv
 
 bench: setup
 	@$(VPY) bench/run.py
+	@$(VPY) bench/startstop.py
+
+# A 10-minute run at a high rate: exact accounting, flat RSS and fds (SOAK_SECONDS=60 for less).
+soak: setup
+	@$(VPY) bench/soak.py
 
 clean:
 	rm -rf build $(VENV) ebpfprof/*.so tests/testprogs/bin .pytest_cache

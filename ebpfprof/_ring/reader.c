@@ -170,6 +170,25 @@ static PyObject *reader_discard(ReaderObject *self, PyObject *unused)
     return rc < 0 ? NULL : PyLong_FromLongLong(self->discarded - before);
 }
 
+/*
+ * report_lost(n, start=0, end=0)
+ * Losses a source found outside the stream (after its last record, or events the kernel
+ * skipped): counted and handed to __lost__ the same way as the losses records carry.
+ */
+static PyObject *reader_report_lost(ReaderObject *self, PyObject *args)
+{
+    unsigned long long n, start = 0, end = 0;
+    if (!PyArg_ParseTuple(args, "K|KK", &n, &start, &end))
+        return NULL;
+    if (refuse_while_draining(self, "report_lost") < 0)
+        return NULL;
+    if (n == 0)
+        Py_RETURN_NONE;
+    if (deliver_lost(self, n, start, end) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *reader_close(ReaderObject *self, PyObject *unused)
 {
     if (refuse_while_draining(self, "close") < 0)
@@ -236,6 +255,8 @@ static PyMethodDef reader_methods[] = {
     {"stop", (PyCFunction)reader_stop, METH_NOARGS, "make drain() return at the next record"},
     {"discard", (PyCFunction)reader_discard, METH_NOARGS,
      "discard() -> records skipped: count what the rings and --order queues still hold as lost, undelivered"},
+    {"report_lost", (PyCFunction)reader_report_lost, METH_VARARGS,
+     "report_lost(n, start=0, end=0): losses found outside the stream, counted and sent to __lost__"},
     {"close", (PyCFunction)reader_close, METH_NOARGS, "unmap the rings, drop undelivered events"},
     {NULL},
 };

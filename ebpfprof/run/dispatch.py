@@ -123,12 +123,18 @@ class Dispatcher:
         pending = self.session.pending_lost()
         if not pending:
             return
-        self.reader.lost += pending
         if self.config.order:
             start, end = self.reader.last_time, _monotonic_ns()
         else:
             start = end = 0
-        call_callback(self.callbacks.lost, start, end)
+        # Through the reader, as in-stream losses are: counted, then __lost__ (a raising
+        # __lost__ is reported like any handler error).
+        try:
+            self.reader.report_lost(pending, start, end)
+        except SystemExit as e:
+            self.exit_code = _exit_status(e)
+        except KeyboardInterrupt:
+            self.exit_code = 130
 
     # -- the loop -----------------------------------------------------------------------------
     def _drain(self, flush: bool = False) -> None:

@@ -826,6 +826,18 @@ def test_discard_counts_what_the_rings_still_hold_as_lost():
         assert reader.discard() == 0 and reader.lost == 8      # nothing left
 
 
+def test_report_lost_counts_and_calls_lost_like_in_stream_losses():
+    fmt = fixture_format("sched_sched_wakeup")
+    lost_calls = []
+    with reading([event_class(fmt, "sched:a", handler=None)], nr_rings=1,
+                 lost_handler=lambda s, e: lost_calls.append((s, e))) as (reader, rings):
+        reader.report_lost(0)                                  # nothing: no call
+        reader.report_lost(5, 10, 20)
+        reader.report_lost(2)
+        assert reader.lost == 7
+        assert lost_calls == [(10, 20), (0, 0)]
+
+
 def test_discard_counts_the_order_queues_and_their_loss_markers():
     with reading_in_order(nr_rings=2) as (reader, rings, seen):
         rings[0].push(10, 1, 1, 0, 0, wakeup_raw())

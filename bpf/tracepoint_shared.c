@@ -1,4 +1,4 @@
-/* selectors ${first}-${last}, ${count} tracepoints of ${comment} */
+/* selectors ${first}..${last}: ${count} tracepoints of ${comment} */
 /*
  * One function for every tracepoint a wildcard selector named (one per tracepoint would cost
  * ~12 ms of compile each). The attach cookie says which fired: bits 0-15 the selector index,

@@ -80,25 +80,21 @@ SHARE_MIN = 8
 
 
 def _share_key(prog: TracepointProgram):
-    """Programs with the same key can share a function; None: this one cannot."""
+    """Programs with the same key (a selector's tracepoints) can share a function; None: this
+    one cannot (a filter or the scratch path depend on one tracepoint's layout)."""
     if prog.filter is not None or prog.needs_scratch:
         return None
     return (prog.label, prog.cpus)
 
 
 def _shared_groups(programs: list[TracepointProgram]) -> dict[int, list[TracepointProgram]]:
-    """First index of each group of SHARE_MIN+ consecutive programs that can share one."""
-    groups: dict[int, list[TracepointProgram]] = {}
-    run: list[TracepointProgram] = []
-    for prog in programs + [None]:
-        key = _share_key(prog) if prog is not None else None
-        if run and (key is None or key != _share_key(run[0])):
-            if len(run) >= SHARE_MIN:
-                groups[run[0].index] = run
-            run = []
+    """Groups of SHARE_MIN+ programs that can share one function, by the first one's index."""
+    by_key: dict[object, list[TracepointProgram]] = {}
+    for prog in programs:
+        key = _share_key(prog)
         if key is not None:
-            run.append(prog)
-    return groups
+            by_key.setdefault(key, []).append(prog)
+    return {group[0].index: group for group in by_key.values() if len(group) >= SHARE_MIN}
 
 
 def _shared_function(group: list[TracepointProgram], want_cpu: str, task: TaskFilter) -> tuple[str, list[Attachment]]:

@@ -343,3 +343,13 @@ def test_fewer_tracepoints_or_a_filter_keep_their_own_functions():
                         [prog("syscalls_sys_enter_getppid", i, label="s:*") for i in range(1, 9)])
     assert filtered.attach[0].cookie is None
     assert {a.function for a in filtered.attach[1:]} == {"ep_sel1_shared"}
+
+
+def test_a_tracepoint_that_cannot_share_does_not_split_the_others():
+    """sched:* has tracepoints with __data_loc fields among fixed-size ones."""
+    names = ["sched_sched_wakeup"] * 4 + ["sched_sched_process_exec"] + ["sched_sched_switch"] * 4
+    g = generate([prog(name, i, label="sched:*") for i, name in enumerate(names)])
+    assert [a.function for a in g.attach].count("ep_sel0_shared") == 8
+    assert [a for a in g.attach if a.cookie is None] == [
+        Attachment("sched:sched_process_exec", "ep_sel4_sched__sched_process_exec")]
+    assert sorted(a.cookie & 0xFFFF for a in g.attach if a.cookie is not None) == [0, 1, 2, 3, 5, 6, 7, 8]

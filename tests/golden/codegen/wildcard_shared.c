@@ -155,7 +155,7 @@ static __always_inline int ep_task_wanted(void)
 	return EP_WANT_TGID(tgid) && EP_WANT_TID(tid);
 }
 
-/* selectors 0-8, 9 tracepoints of syscalls:sys_* */
+/* selectors 0..8: 9 tracepoints of syscalls:sys_* */
 /*
  * One function for every tracepoint a wildcard selector named (one per tracepoint would cost
  * ~12 ms of compile each). The attach cookie says which fired: bits 0-15 the selector index,

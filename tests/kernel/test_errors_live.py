@@ -90,14 +90,14 @@ def test_unknown_field_in_a_filter_lists_the_fields(counter):
 
 def test_missing_script(tmp_path):
     proc = run_ebpfprof("python", "-e", "sched:sched_wakeup", str(tmp_path / "nope.py"))
-    err = assert_one_error(proc, f"script not found: {tmp_path / 'nope.py'}")
+    err = assert_one_error(proc, f"Failed to load Python module: {tmp_path / 'nope.py'}: no such file")
     assert "Traceback" not in err
 
 
 def test_missing_module_name(tmp_path):
     proc = run_ebpfprof("python", "-e", "sched:sched_wakeup", "no_such_module_xyz", cwd=tmp_path)
-    err = assert_one_error(proc, "script not found: no file 'no_such_module_xyz' and no module "
-                                 "'no_such_module_xyz' on sys.path")
+    err = assert_one_error(proc, "Failed to load Python module: no_such_module_xyz: no file "
+                                 "'no_such_module_xyz' and no module 'no_such_module_xyz' on sys.path")
     assert "Traceback" not in err
 
 

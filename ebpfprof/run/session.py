@@ -114,7 +114,8 @@ def run_python(config: RunConfig) -> int:
     _check_tasks_exist(config)
     if config.module is None:
         raise ScriptError("no script given", hint="ebpfprof python -e EVENT script.py (or `help` for a template)")
-    warning = headers_warning()
+    # stderr is for problems: the generic-headers note is -v only (a compile failure repeats it)
+    warning = headers_warning() if config.verbose >= 1 else None
     if warning:
         log(warning)
     if config.verbose >= 1 and tracefs.mounted_by_us:
@@ -123,6 +124,8 @@ def run_python(config: RunConfig) -> int:
     # The script loads first: its mistakes are reported before the 0.3 s compile. (Not in
     # parallel: libbcc changes the working directory while it compiles.)
     module = load_module(config.module, config.args)
+    if config.verbose >= 0:      # perf-prof's line, on stdout: its users' tooling expects it
+        print(f"Loaded module: {getattr(module, '__file__', None) or config.module}", flush=True)
     callbacks = find_callbacks(module)
     _install_hooks()
     sources = sources_for(specs, config)

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from ebpfprof.bcc_loader import import_bcc
+from ebpfprof.bcc_loader import headers_warning, import_bcc
 from ebpfprof.codegen.program import GeneratedProgram, TaskFilter, generate_program
 from ebpfprof.errors import KernelError
 from ebpfprof.options import RunConfig
@@ -97,7 +97,11 @@ class LoadedProgram:
             self._bpf = bcc.BPF(text=generated.text.encode(), debug=0x20 if debug else 0)
         except Exception as e:
             path = _save_log("compile", str(e), generated.text)
+            # Headers made for another kernel are the one cause outside ebpfprof: say so here,
+            # where it may matter, rather than on every run.
+            headers = headers_warning()
             raise KernelError("BCC could not compile the generated program (its errors are above)",
+                              detail=f"note: {headers}" if headers else "",
                               hint=f"this is a bug in ebpfprof; the program is in {path}") from None
 
     def attach(self) -> None:

@@ -40,8 +40,8 @@ def run_started_by_init(tmp_path, workload_bin, events: str, paced: bool) -> dic
                                          str(script)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        first = proc.stdout.readline()
-        assert first == "tracing...\n", first + proc.stderr.read()
+        loaded, first = proc.stdout.readline(), proc.stdout.readline()
+        assert (loaded, first) == (f"Loaded module: {script}\n", "tracing...\n"), loaded + first
         assert wl.go()[0] == "done"
         wl.finish()
         out, err = proc.communicate(timeout=30)

@@ -92,10 +92,18 @@ def _warn(config: RunConfig) -> Callable[[str], None]:
     return log
 
 
-def _install_hooks() -> None:
+def _install_hooks(sources: list[Source]) -> None:
     from ebpfprof.symbols import default_resolver
 
-    _ring.set_hooks(print_event=EventPrinter(), resolve_callchain=default_resolver())
+    def task_comm(tid: int) -> str | None:
+        # Asked only when a script prints: the sources' comm maps know tasks gone since.
+        for source in sources:
+            comm = source.task_comm(tid)
+            if comm:
+                return comm
+        return None
+
+    _ring.set_hooks(print_event=EventPrinter(task_comm=task_comm), resolve_callchain=default_resolver())
     real = time.clock_gettime_ns(time.CLOCK_REALTIME)
     mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     _ring.set_realtime_offset(real - mono)
@@ -127,8 +135,8 @@ def run_python(config: RunConfig) -> int:
     if config.verbose >= 0:      # perf-prof's line, on stdout: its users' tooling expects it
         print(f"Loaded module: {getattr(module, '__file__', None) or config.module}", flush=True)
     callbacks = find_callbacks(module)
-    _install_hooks()
     sources = sources_for(specs, config)
+    _install_hooks(sources)
     classes = event_classes([e for s in sources for e in s.events], module, callbacks)
     unhandled = [c.name for c in classes if c.handler is None]
     if unhandled:

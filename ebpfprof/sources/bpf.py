@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ebpfprof.bcc_loader import headers_warning, import_bcc
-from ebpfprof.codegen.program import GeneratedProgram, TaskFilter, generate_program
-from ebpfprof.errors import KernelError
+from ebpfprof.codegen.program import CommTracker, GeneratedProgram, TaskFilter, generate_program
+from ebpfprof.errors import EbpfprofError, KernelError
+from ebpfprof.kernel import tracefs
 from ebpfprof.options import RunConfig
 from ebpfprof.sources.base import Source
 
@@ -166,11 +167,24 @@ class LoadedProgram:
         CPU; the kernel counts them per program (bpf_prog_info.recursion_misses, Linux 5.12+).
         """
         total = 0
-        for fn in getattr(self._bpf, "funcs", {}).values():
+        silent = {name.encode() for name in self.generated.silent}    # they write no records
+        for name, fn in getattr(self._bpf, "funcs", {}).items():
+            if name in silent:
+                continue
             fd = getattr(fn, "fd", None)
             if fd is not None and fd >= 0:
                 total += _prog_recursion_misses(fd)
         return total
+
+    def task_comm(self, tid: int) -> str | None:
+        """The name the comm tracker saw given to thread ``tid`` (bpf/comm_map.h), if any."""
+        if self._bpf is None:
+            return None
+        try:
+            value = self._bpf[b"ep_comms"][ctypes.c_uint32(tid)]
+        except KeyError:       # no such entry, or a program without the tracker
+            return None
+        return value.comm.decode(errors="replace") or None
 
     def close(self) -> None:
         # Closing a perf fd detaches its program; then BCC releases programs and maps.
@@ -179,6 +193,17 @@ class LoadedProgram:
         if self._bpf is not None:
             bpf, self._bpf = self._bpf, None
             bpf.cleanup()
+
+
+def _comm_tracker() -> CommTracker:
+    """The formats of the tracepoints that name tasks, where this kernel has them."""
+    def fmt(system: str, name: str):
+        try:
+            return tracefs.read_format(system, name)
+        except EbpfprofError:
+            return None
+    return CommTracker(fmt("sched", "sched_process_exec"), fmt("sched", "sched_process_fork"),
+                       fmt("task", "task_rename"))
 
 
 def ring_size(config: RunConfig) -> int:
@@ -210,7 +235,8 @@ class BpfSource(Source):
         wakeup_every = max(64, records // (4 * max(1, self.config.nr_cpus)))
         generated = generate_program([s.program for s in self.specs],
                                      TaskFilter(self.config.pids, self.config.tids),
-                                     ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every)
+                                     ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every,
+                                     comms=_comm_tracker())
         if self.config.verbose >= 2:
             sys.stderr.write(generated.text)
         self.program = LoadedProgram(generated, debug=self.config.verbose >= 3)
@@ -241,6 +267,9 @@ class BpfSource(Source):
             return 0
         missed = self._missed_at_stop if self._missed_at_stop is not None else self.program.missed()
         return self.program.lost_pending() + missed - self._missed_at_start
+
+    def task_comm(self, tid: int) -> str | None:
+        return self.program.task_comm(tid) if self.program is not None else None
 
     def describe(self) -> str:
         names = [s.event.format.full_name for s in self.specs]

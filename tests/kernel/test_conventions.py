@@ -3,7 +3,13 @@ and the comm column of event.print() for tasks that are gone by the time it prin
 """
 from __future__ import annotations
 
-from runner import run_ebpfprof, write_script
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from runner import Tracer, run_ebpfprof, write_script
 
 PRINT_NOTHING = '''
 n = 0
@@ -48,3 +54,119 @@ def test_loaded_module_names_the_file_of_a_module_name(tmp_path):
     proc = run_ebpfprof("python", "-N", "5", "-e", "sched:sched_switch", "by_name_mod", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == f"Loaded module: {script}"
+
+
+KEEP_AND_PRINT_LATER = '''
+kept = []
+def sched__sched_process_exec(event):
+    if event.filename == "/bin/true":
+        kept.append(event)
+def __interval__():
+    # printed a while after the event: every /bin/true has exited and been reaped by now
+    while kept:
+        kept.pop(0).print(timestamp=False)
+'''
+
+
+def test_print_names_a_task_that_has_exited_since(tmp_path):
+    """20 runs of /bin/true, printed after they have gone: comm 'true', never '<...>' (the
+    comm map fed by exec/fork/rename; /proc no longer has them)."""
+    script = write_script(tmp_path, KEEP_AND_PRINT_LATER)
+    tracer = Tracer(["-i", "300", "-e", "sched:sched_process_exec", str(script)])
+    try:
+        tracer.wait_attached()
+        for _ in range(20):
+            subprocess.run(["/bin/true"], check=True)
+        time.sleep(1.0)                      # a few intervals: every kept event is printed
+        tracer.signal(signal.SIGINT)
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        if tracer.proc.poll() is None:
+            tracer.proc.kill()
+    lines = [l for l in tracer.stdout.splitlines() if "filename=/bin/true" in l]
+    assert len(lines) >= 20, tracer.stdout             # other jobs may run /bin/true too
+    comms = Counter(l[:16].strip() for l in lines)
+    assert comms == {"true": len(lines)}, tracer.stdout
+
+
+def test_print_follows_a_rename(tmp_path):
+    """A thread that renames itself (prctl PR_SET_NAME) and exits prints under its new name."""
+    script = write_script(tmp_path, '''
+kept = []
+def syscalls__sys_enter_getppid(event):
+    kept.append(event)
+def __interval__():
+    while kept:
+        kept.pop(0).print(timestamp=False)
+''')
+    child = subprocess.Popen([sys.executable, "-c", RENAMED_CHILD], stdin=subprocess.PIPE, text=True)
+    tracer = Tracer(["-i", "300", "-e", f"syscalls:sys_enter_getppid/common_pid=={child.pid}/", str(script)])
+    try:
+        tracer.wait_attached()
+        child.communicate("go\n", timeout=10)       # renames itself, calls getppid 3 times, exits
+        time.sleep(1.0)
+        tracer.signal(signal.SIGINT)
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        child.kill()
+        if tracer.proc.poll() is None:
+            tracer.proc.kill()
+    lines = [l for l in tracer.stdout.splitlines() if "sys_enter_getppid" in l]
+    assert [l[:16] for l in lines] == ["%16s" % "ebpfprof-renamd"] * 3, tracer.stdout
+
+
+RENAMED_CHILD = '''
+import ctypes, os, sys
+sys.stdin.readline()
+ctypes.CDLL(None).prctl(15, b"ebpfprof-renamd", 0, 0, 0)    # PR_SET_NAME
+for _ in range(3):
+    os.getppid()
+'''
+
+
+FORKING_CHILD = '''
+import ctypes, os, sys
+sys.stdin.readline()
+ctypes.CDLL(None).prctl(15, b"ebpfprof-forkr", 0, 0, 0)     # PR_SET_NAME, before the forks
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        os.getppid()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(pid, flush=True)
+'''
+
+
+def test_print_names_a_forked_child_that_has_exited(tmp_path):
+    """Children that never exec and are gone when printed: named by the fork entry."""
+    pids_file = tmp_path / "pids"
+    script = write_script(tmp_path, f'''
+kept = []
+def syscalls__sys_enter_getppid(event):
+    kept.append(event)
+def __interval__():
+    pids = open({str(pids_file)!r}).read().split()
+    for event in kept:
+        if str(event._pid) in pids:
+            event.print(timestamp=False)
+    kept.clear()
+''')
+    pids_file.write_text("")
+    child = subprocess.Popen([sys.executable, "-c", FORKING_CHILD], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    tracer = Tracer(["-i", "500", "-e", "syscalls:sys_enter_getppid", str(script)])
+    try:
+        tracer.wait_attached()
+        out, _ = child.communicate("go\n", timeout=10)
+        pids_file.write_text(out)
+        time.sleep(1.2)
+        tracer.signal(signal.SIGINT)
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        child.kill()
+        if tracer.proc.poll() is None:
+            tracer.proc.kill()
+    assert len(out.split()) == 3
+    lines = [l for l in tracer.stdout.splitlines() if "sys_enter_getppid" in l]
+    assert [l[:16] for l in lines] == ["%16s" % "ebpfprof-forkr"] * 3, tracer.stdout

@@ -154,8 +154,9 @@ def test_exception_in_init_detaches_and_delivers_nothing(tmp_path):
     assert proc.returncode != 0
     errors = error_lines(proc.stderr)
     assert errors == ["ebpfprof: error: the script's __init__() raised an exception; nothing was delivered"]
-    # __init__ runs once everything is attached (issue #8): its check sees the attachment
-    assert "ATTACH_FDS ['anon_inode:[perf_event]']" in proc.stdout
+    # __init__ runs once everything is attached (issue #8): its check sees the attachment (the
+    # selector's and the comm tracker's three)
+    assert f"ATTACH_FDS {['anon_inode:[perf_event]'] * 4}" in proc.stdout
     assert "EVENT" not in proc.stdout and "EXIT RAN" not in proc.stdout
     assert "RuntimeError: config file missing" in proc.stderr
     assert proc.stderr.index("RuntimeError: config file missing") < proc.stderr.index("ebpfprof: error:")
@@ -169,7 +170,8 @@ def test_the_attach_check_sees_an_attached_run(tmp_path, workload_bin):
         'print("EVENT")', 'print("EVENT", attach_fds(), flush=True)'), "attached.py")
     wl = Workload(workload_bin, "getppid", "3")
     out = trace_workload(wl, ["-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid), str(script)]).stdout
-    assert "ATTACH_FDS ['anon_inode:[perf_event]']" in out
+    # one for the selector, three for the comm tracker (exec, fork, rename: bpf/comm_map.h)
+    assert f"ATTACH_FDS {['anon_inode:[perf_event]'] * 4}" in out
     events = [l for l in out.splitlines() if l.startswith("EVENT ")]
     assert len(events) == 3 and all("perf_event" in l or "bpf_link" in l for l in events), out
 

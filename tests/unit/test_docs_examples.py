@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -181,6 +182,7 @@ def test_tool_is_consistent(tool: Path):
     source = tool.read_text()
     tree = compile(source, str(tool), "exec", flags=ast.PyCF_ONLY_AST)
     first = source.splitlines()[0]
+    assert os.access(tool, os.X_OK), f"{tool.name} has a shebang but no run bit: chmod +x tools/{tool.name}"
     m = SHEBANG.match(first)
     assert m, f"{tool.name}: first line must be '#!/usr/bin/env -S ebpfprof python ...', got {first!r}"
     shebang_ctx = parse_command(m.group(1) + f" tools/{tool.name}")

@@ -205,6 +205,19 @@ def test_tool_is_consistent(tool: Path):
     assert example_ctx.params["module_and_args"][0] == f"tools/{tool.name}", example.name
 
 
+def test_the_guides_cython_build_uses_programs_that_are_here():
+    """The Cython example's commands name programs this checkout has (cython3 was not)."""
+    import shutil
+
+    (block,) = [b for b in blocks(ROOT / "docs" / "guide.md") if "fastcount.pyx -o" in b.text]
+    programs = [line[2:].split()[0] for _, line in _join_continuations(block.text)
+                if line.startswith("# ") and not line.startswith(("# ebpfprof ", "# cat ", "# fastcount"))]
+    assert len(programs) == 2, programs
+    for program in programs:
+        found = (ROOT / program).exists() if "/" in program else shutil.which(program)
+        assert found, f"docs/guide.md builds with {program}, which is not installed here"
+
+
 # -- links ------------------------------------------------------------------------------------
 LINKED_DOCS = [ROOT / "docs" / n for n in ("guide.md", "selectors.md", "perfevent.md")] + \
     sorted((ROOT / "docs" / "ops").glob("*.md"))

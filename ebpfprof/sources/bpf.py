@@ -18,7 +18,7 @@ from ebpfprof.bcc_loader import headers_warning, import_bcc
 from ebpfprof.codegen.program import CommTracker, GeneratedProgram, TaskFilter, generate_program
 from ebpfprof.errors import EbpfprofError, KernelError
 from ebpfprof.kernel import tracefs
-from ebpfprof.options import RunConfig
+from ebpfprof.options import RunConfig, ring_bytes
 from ebpfprof.sources.base import Source
 
 __all__ = ["BpfSource", "LoadedProgram", "ring_size"]
@@ -208,8 +208,7 @@ def _comm_tracker() -> CommTracker:
 
 def ring_size(config: RunConfig) -> int:
     """-m pages per CPU, as one shared ring: a power of two."""
-    size = config.mmap_pages * 4096 * max(1, config.nr_cpus)
-    return 1 << (size - 1).bit_length()
+    return ring_bytes(config.mmap_pages, config.nr_cpus)
 
 
 # After the gate closes, a function that read it open may still be writing its record (a

@@ -118,7 +118,7 @@ def run_python(config: RunConfig) -> int:
     require_privileges()
     import_bcc()
     kernel_headers()
-    specs = resolve_selectors(config.events, config)
+    specs = resolve_selectors(config.events, config, warn=log)
     _check_tasks_exist(config)
     if config.module is None:
         raise ScriptError("no script given", hint="ebpfprof python -e EVENT script.py (or `help` for a template)")

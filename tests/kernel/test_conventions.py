@@ -9,7 +9,7 @@ import sys
 import time
 from collections import Counter
 
-from runner import Tracer, run_ebpfprof, write_script
+from runner import COUNTER, Tracer, parse_counts, run_ebpfprof, write_script
 
 PRINT_NOTHING = '''
 n = 0
@@ -170,3 +170,14 @@ def __interval__():
     assert len(out.split()) == 3
     lines = [l for l in tracer.stdout.splitlines() if "sys_enter_getppid" in l]
     assert [l[:16] for l in lines] == ["%16s" % "ebpfprof-forkr"] * 3, tracer.stdout
+
+
+def test_the_same_selector_twice_is_said_on_stderr(tmp_path):
+    script = write_script(tmp_path, PRINT_NOTHING)
+    proc = run_ebpfprof("python", "-N", "10", "-e", "sched:sched_switch,sched:sched_switch", str(script))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ("ebpfprof: -e selects sched:sched_switch twice with the same filter and alias: each "
+                           "of its events is delivered twice (give each an alias=, or drop one)\n")
+    proc = run_ebpfprof("python", "-N", "10", "-e", "sched:sched_switch//alias=a/,sched:sched_switch//alias=b/",
+                        str(script))
+    assert (proc.returncode, proc.stderr) == (0, "")

@@ -15,6 +15,7 @@ The order of a run, and why:
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -120,6 +121,7 @@ def run_python(config: RunConfig) -> int:
     kernel_headers()
     specs = resolve_selectors(config.events, config, warn=log)
     _check_tasks_exist(config)
+    config = _processes_of(config, log)
     if config.module is None:
         raise ScriptError("no script given", hint="ebpfprof python -e EVENT script.py (or `help` for a template)")
     # stderr is for problems: the generic-headers note is -v only (a compile failure repeats it)
@@ -164,6 +166,35 @@ def _check_tasks_exist(config: RunConfig) -> None:
             if not os.path.exists(f"/proc/{i}"):
                 raise UsageError(f"{option}: no {what} {i} is running",
                                  hint="check with: ps -eLo pid,tid,comm | grep ...")
+
+
+def _tgid(tid: int) -> int | None:
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _processes_of(config: RunConfig, log: Callable[[str], None]) -> RunConfig:
+    """-p takes processes: a thread id given to it stands for its process, as with perf
+    (which follows /proc/TID/task, the whole thread group). Said with -v; -t is for threads."""
+    if not config.pids:
+        return config
+    pids: list[int] = []
+    for pid in config.pids:
+        tgid = _tgid(pid)
+        if tgid is not None and tgid != pid:
+            if config.verbose >= 1:
+                log(f"-p {pid}: thread {pid} is of process {tgid}: tracing process {tgid} "
+                    f"(-t {pid} for the thread alone)")
+            pid = tgid
+        if pid not in pids:
+            pids.append(pid)
+    return dataclasses.replace(config, pids=tuple(pids))
 
 
 def _call_init(callbacks: Callbacks) -> None:

@@ -172,6 +172,46 @@ def __interval__():
     assert [l[:16] for l in lines] == ["%16s" % "ebpfprof-forkr"] * 3, tracer.stdout
 
 
+THREADED_CHILD = '''
+import os, sys, threading
+go = threading.Event()
+def worker():
+    print(threading.get_native_id(), flush=True)
+    go.wait()
+    for _ in range(50):
+        os.getppid()
+t = threading.Thread(target=worker)
+t.start()
+sys.stdin.readline()
+go.set()
+t.join()
+for _ in range(7):
+    os.getppid()              # the main thread's: the same process
+'''
+
+
+def test_p_with_a_thread_id_traces_its_process(tmp_path):
+    """-p takes processes (perf's -p TID follows the whole thread group): the thread's events and
+    its process's other threads' arrive; -v says which process it took."""
+    script = write_script(tmp_path, COUNTER)
+    child = subprocess.Popen([sys.executable, "-c", THREADED_CHILD], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        tid = int(child.stdout.readline())
+        assert tid != child.pid
+        tracer = Tracer(["-e", "syscalls:sys_enter_getppid", "-p", str(tid), str(script)])
+        tracer.wait_attached()
+        child.stdin.write("go\n")
+        child.stdin.close()
+        child.wait(timeout=10)
+        assert tracer.wait() == 0, tracer.stderr        # -p: ends with the process
+    finally:
+        child.kill()
+    assert parse_counts(tracer.stdout) == {"syscalls:sys_enter_getppid": 57}, tracer.stdout + tracer.stderr
+    assert (f"ebpfprof: -p {tid}: thread {tid} is of process {child.pid}: tracing process {child.pid} "
+            f"(-t {tid} for the thread alone)\n") in tracer.stderr
+
+
 def test_the_same_selector_twice_is_said_on_stderr(tmp_path):
     script = write_script(tmp_path, PRINT_NOTHING)
     proc = run_ebpfprof("python", "-N", "10", "-e", "sched:sched_switch,sched:sched_switch", str(script))

@@ -8,12 +8,13 @@ after ``--`` belongs to the script.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from ebpfprof import __version__
-from ebpfprof.options import DEFAULT_MMAP_PAGES, RunConfig
+from ebpfprof.options import DEFAULT_MMAP_PAGES, RunConfig, check_mmap_pages
 from ebpfprof.errors import EbpfprofError
 from ebpfprof.lang.idlist import parse_id_list
 
@@ -39,6 +40,7 @@ def _power_of_two(ctx, param, value):
             raise click.BadParameter(f"{value} is not a power of two (try 1)")
         raise click.BadParameter(f"{value} is not a power of two (try {1 << (value.bit_length() - 1)} "
                                  f"or {1 << value.bit_length()})")
+    check_mmap_pages(value, os.cpu_count() or 1)     # the ring's limits: before anything loads
     return value
 
 

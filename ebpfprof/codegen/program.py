@@ -1,8 +1,9 @@
 """Generate the BPF C program of a run from the snippets in ``bpf/``.
 
-Input: one ``TracepointProgram`` per (expanded) tracepoint selector and the run's task
-restrictions. Output: ``GeneratedProgram`` — the C text, the function to attach per tracepoint,
-and the values of the maps that user space must fill before attaching.
+Input: one ``TracepointProgram`` per (expanded) tracepoint selector, the run's task
+restrictions, and the tracepoints that name tasks (``CommTracker``, for print()'s comm map).
+Output: ``GeneratedProgram`` — the C text, the function to attach per tracepoint, and the
+values of the maps that user space must fill before attaching.
 
 Values enter the C only through ``codegen.c``: identifiers built by ``ident()``, filter
 functions as ``CCode`` from the filter compiler (which never pastes user text), comments through
@@ -17,7 +18,8 @@ from ebpfprof.kernel.event_format import EventFormat, FieldKind
 from ebpfprof.lang.filter import CompiledFilter
 from ebpfprof.lang.idlist import format_id_list
 
-__all__ = ["TracepointProgram", "TaskFilter", "GeneratedProgram", "Attachment", "generate_program",
+__all__ = ["TracepointProgram", "TaskFilter", "CommTracker", "GeneratedProgram", "Attachment",
+           "generate_program",
            "DEFAULT_MAX_STACK", "INLINE_ID_LIMIT"]
 
 DEFAULT_MAX_STACK = 127          # perf's kernel.perf_event_max_stack default
@@ -67,11 +69,24 @@ class Attachment:
     cookie: int | None = None        # None: attached without one
 
 
+@dataclass(frozen=True)
+class CommTracker:
+    """The formats of the tracepoints that name tasks (bpf/comm_map.h); None where this kernel
+    lacks one. Their functions write the comm map, never a record, and take no selector index."""
+
+    exec_fmt: EventFormat | None = None          # sched:sched_process_exec
+    fork_fmt: EventFormat | None = None          # sched:sched_process_fork
+    rename_fmt: EventFormat | None = None        # task:task_rename
+
+
 @dataclass
 class GeneratedProgram:
     text: str
     attach: list[Attachment]
     maps_to_fill: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # Functions of ``attach`` that write no records (the comm tracker): not event classes,
+    # and their recursion misses are no lost events.
+    silent: tuple[str, ...] = ()
 
 
 # A selector that names at least this many tracepoints gets one shared function for them
@@ -207,9 +222,40 @@ def _program_function(prog: TracepointProgram, want_cpu: str, task: TaskFilter) 
     )
 
 
+def _int_field(fmt: EventFormat, name: str):
+    f = fmt.field(name)
+    return f if f is not None and f.kind is FieldKind.INT and f.size == 4 else None
+
+
+def _comm_functions(comms: CommTracker) -> list[tuple[str, str, str]]:
+    """(tracepoint, function name, C) of each comm-map writer this kernel's formats allow."""
+    out = []
+    if comms.exec_fmt is not None:
+        out.append(("sched:sched_process_exec", "ep_comm_exec", snippet_text("comm_exec.c")))
+    child = _int_field(comms.fork_fmt, "child_pid") if comms.fork_fmt is not None else None
+    if child is not None:
+        out.append(("sched:sched_process_fork", "ep_comm_fork",
+                    snippet("comm_fork.c").substitute(child_pid_offset=int(child.offset))))
+    newcomm = comms.rename_fmt.field("newcomm") if comms.rename_fmt is not None else None
+    if newcomm is not None and newcomm.kind in (FieldKind.STRING, FieldKind.DYN_STRING):
+        # A rename may name another task (a write to /proc/PID/comm): the record's pid says
+        # which. A format without that field renames the current task only.
+        pid = _int_field(comms.rename_fmt, "pid")
+        tid = f"*(u32 *)(ctx + {int(pid.offset)})" if pid is not None else "(u32)bpf_get_current_pid_tgid()"
+        if newcomm.kind is FieldKind.STRING:
+            src = f"ctx + {int(newcomm.offset)}"
+        else:
+            src = f"ctx + (*(u32 *)(ctx + {int(newcomm.offset)}) & 0xffff)"
+        out.append(("task:task_rename", "ep_comm_rename",
+                    snippet("comm_rename.c").substitute(tid=tid, newcomm=src)))
+    return out
+
+
 def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
-                     ring_pages: int, wakeup_every: int) -> GeneratedProgram:
-    """The whole C text for a run (prelude, task filter, one function per tracepoint)."""
+                     ring_pages: int, wakeup_every: int,
+                     comms: CommTracker | None = None) -> GeneratedProgram:
+    """The whole C text for a run (prelude, task filter, one function per tracepoint, and the
+    comm tracker's functions when ``comms`` is given)."""
     maps: dict[str, tuple[int, ...]] = {}
     decls: list[str] = []
     max_stack = max((p.max_stack for p in programs if p.kernel_stack or p.user_stack),
@@ -252,4 +298,12 @@ def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
             body.append(prog.filter.c_code.text.rstrip("\n"))
         body.append(_program_function(prog, want_cpu, task).rstrip("\n"))
         attach.append(Attachment(f"{prog.fmt.system}:{prog.fmt.name}", prog.fn_name))
-    return GeneratedProgram("\n\n".join(body) + "\n", attach, maps)
+    silent = []
+    writers = _comm_functions(comms) if comms is not None else []
+    if writers:
+        body.append(snippet_text("comm_map.h").rstrip("\n"))
+    for tracepoint, fn, code in writers:
+        body.append(code.rstrip("\n"))
+        attach.append(Attachment(tracepoint, fn))
+        silent.append(fn)
+    return GeneratedProgram("\n\n".join(body) + "\n", attach, maps, tuple(silent))

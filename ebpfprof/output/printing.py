@@ -62,12 +62,18 @@ def format_flags(flags: int, preempt_count: int, *, known: bool = True) -> str:
 
 
 class _Comms:
-    """tid → comm, from /proc, cached (events of exited threads print as <...>)."""
+    """tid → comm: what the run saw the task named (``task_comm``, the BPF comm map), else
+    /proc, cached; a task that is gone and was never named during the run prints as <...>."""
 
-    def __init__(self) -> None:
+    def __init__(self, task_comm=None) -> None:
         self._cache: dict[int, str] = {}
+        self._task_comm = task_comm
 
     def __getitem__(self, tid: int) -> str:
+        if self._task_comm is not None and tid != 0:
+            comm = self._task_comm(tid)
+            if comm:
+                return comm
         comm = self._cache.get(tid)
         if comm is None:
             if tid == 0:
@@ -85,12 +91,15 @@ class _Comms:
 
 
 class EventPrinter:
-    """The print hook given to the extension: ``printer(event, timestamp, callchain)``."""
+    """The print hook given to the extension: ``printer(event, timestamp, callchain)``.
 
-    def __init__(self, renderer=None, out=None) -> None:
+    ``task_comm(tid) -> str | None`` is asked first for a task's name (the session's sources).
+    """
+
+    def __init__(self, renderer=None, out=None, task_comm=None) -> None:
         self._renderer = renderer
         self._out = out
-        self._comms = _Comms()
+        self._comms = _Comms(task_comm)
 
     def _render_fields(self, fmt: EventFormat | None, event) -> str:
         if fmt is None:

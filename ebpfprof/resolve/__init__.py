@@ -9,6 +9,8 @@ Adding a selector kind: a module here with its resolver, one line in ``RESOLVERS
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from ebpfprof.errors import SelectorError
 from ebpfprof.lang.selector.ast import ProbeSelector, ProfilerSelector, TracepointSelector
 from ebpfprof.options import RunConfig
@@ -18,7 +20,7 @@ from ebpfprof.resolve.profiler import resolve_profiler
 from ebpfprof.resolve.spec import EventSpec
 from ebpfprof.resolve.tracepoint import ResolvedTracepoint, resolve_tracepoint
 
-__all__ = ["resolve_selectors", "RESOLVERS", "EventSpec", "ResolvedTracepoint", "MAX_EVENT_CLASSES"]
+__all__ = ["resolve_selectors", "duplicates", "RESOLVERS", "EventSpec", "ResolvedTracepoint", "MAX_EVENT_CLASSES"]
 
 # resolver(selector, config, online CPUs, first class index) -> [spec, ...]
 RESOLVERS = {
@@ -30,12 +32,36 @@ RESOLVERS = {
 MAX_EVENT_CLASSES = 0xFFFF      # a record names its class in 16 bits (bpf/prelude.h)
 
 
-def resolve_selectors(events: tuple[str, ...], config: RunConfig) -> list:
-    """All selectors of the run, resolved in order; raises the first error found."""
+def resolve_selectors(events: tuple[str, ...], config: RunConfig,
+                      warn: Callable[[str], None] | None = None) -> list:
+    """All selectors of the run, resolved in order; raises the first error found. Mistakes that
+    still make a run (the same event selected twice) go to ``warn``."""
     online = online_cpus()
     out: list = []
     for _text, sel in parse_all(events):
         out.extend(RESOLVERS[type(sel)](sel, config, online, len(out)))
     if len(out) > MAX_EVENT_CLASSES:
         raise SelectorError(f"{len(out)} events selected; at most {MAX_EVENT_CLASSES} per run")
+    if warn is not None:
+        for message in duplicates(out):
+            warn(message)
+    return out
+
+
+def duplicates(specs: list) -> list[str]:
+    """One line per event that two selectors name with the same filter and the same alias: each
+    of its events would reach the same handler twice. (Two aliases of one tracepoint, or two
+    filters, are how one asks for that on purpose.)"""
+    seen: dict[tuple, int] = {}
+    for spec in specs:
+        fmt = spec.event.format
+        sel = spec.selector
+        key = (fmt.full_name, spec.event.event_name, (getattr(sel, "filter", None) or "").strip())
+        seen[key] = seen.get(key, 0) + 1
+    out = []
+    for (name, _event, _filter), n in seen.items():
+        if n > 1:
+            times = "twice" if n == 2 else f"{n} times"
+            out.append(f"-e selects {name} {times} with the same filter and alias: each of its events "
+                       f"is delivered {times} (give each an alias=, or drop one)")
     return out

@@ -82,16 +82,20 @@ def _exec_from_path(path: str, argv0: str) -> ModuleType:
     return module
 
 
+# perf-prof's words for a module it cannot find, which its users' tooling may match on
+_NOT_LOADED = "Failed to load Python module: "
+
+
 def load_module(spec: str, args: tuple[str, ...] | list[str] = ()) -> ModuleType:
     """Import the user's module; a ScriptError (after the script's own traceback) if it fails."""
     if os.path.exists(spec):
         if os.path.isdir(spec):
-            raise ScriptError(f"script {spec!r} is a directory",
+            raise ScriptError(f"{_NOT_LOADED}{spec}: it is a directory",
                               hint="give a .py file, a .so module or a module name")
         directory = os.path.dirname(os.path.abspath(spec))
         load = lambda: _exec_from_path(spec, spec)  # noqa: E731
     elif spec.endswith(".py") or os.sep in spec:
-        raise ScriptError(f"script not found: {spec}",
+        raise ScriptError(f"{_NOT_LOADED}{spec}: no such file",
                           hint="check the path (relative paths start from the current directory)")
     else:
         directory = os.getcwd()
@@ -102,7 +106,7 @@ def load_module(spec: str, args: tuple[str, ...] | list[str] = ()) -> ModuleType
     sys.path.insert(0, directory)
     sys.argv = [spec, *args]
     if not os.path.exists(spec) and not _module_exists(spec):
-        raise ScriptError(f"script not found: no file {spec!r} and no module {spec!r} on sys.path",
+        raise ScriptError(f"{_NOT_LOADED}{spec}: no file {spec!r} and no module {spec!r} on sys.path",
                           hint="give a path to a .py or .so file, or a module name importable "
                                "from the current directory")
     try:

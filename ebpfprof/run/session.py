@@ -15,6 +15,7 @@ The order of a run, and why:
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -93,10 +94,18 @@ def _warn(config: RunConfig) -> Callable[[str], None]:
     return log
 
 
-def _install_hooks() -> None:
+def _install_hooks(sources: list[Source]) -> None:
     from ebpfprof.symbols import default_resolver
 
-    _ring.set_hooks(print_event=EventPrinter(), resolve_callchain=default_resolver())
+    def task_comm(tid: int) -> str | None:
+        # Asked only when a script prints: the sources' comm maps know tasks gone since.
+        for source in sources:
+            comm = source.task_comm(tid)
+            if comm:
+                return comm
+        return None
+
+    _ring.set_hooks(print_event=EventPrinter(task_comm=task_comm), resolve_callchain=default_resolver())
     real = time.clock_gettime_ns(time.CLOCK_REALTIME)
     mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     _ring.set_realtime_offset(real - mono)
@@ -111,11 +120,13 @@ def run_python(config: RunConfig) -> int:
     require_privileges()
     import_bcc()
     kernel_headers()
-    specs = resolve_selectors(config.events, config)
+    specs = resolve_selectors(config.events, config, warn=log)
     _check_tasks_exist(config)
+    config = _processes_of(config, log)
     if config.module is None:
         raise ScriptError("no script given", hint="ebpfprof python -e EVENT script.py (or `help` for a template)")
-    warning = headers_warning()
+    # stderr is for problems: the generic-headers note is -v only (a compile failure repeats it)
+    warning = headers_warning() if config.verbose >= 1 else None
     if warning:
         log(warning)
     if config.verbose >= 1 and tracefs.mounted_by_us:
@@ -124,11 +135,13 @@ def run_python(config: RunConfig) -> int:
     # The script loads first: its mistakes are reported before the 0.3 s compile. (Not in
     # parallel: libbcc changes the working directory while it compiles.)
     module = load_module(config.module, config.args)
+    if config.verbose >= 0:      # perf-prof's line, on stdout: its users' tooling expects it
+        print(f"Loaded module: {getattr(module, '__file__', None) or config.module}", flush=True)
     callbacks = find_callbacks(module)
     if run_signals.stop_requested:      # stopped while starting: nothing ran yet
         return 0
-    _install_hooks()
     sources = sources_for(specs, config)
+    _install_hooks(sources)
     classes = event_classes([e for s in sources for e in s.events], module, callbacks)
     unhandled = [c.name for c in classes if c.handler is None]
     if unhandled:
@@ -158,6 +171,35 @@ def _check_tasks_exist(config: RunConfig) -> None:
             if not os.path.exists(f"/proc/{i}"):
                 raise UsageError(f"{option}: no {what} {i} is running",
                                  hint="check with: ps -eLo pid,tid,comm | grep ...")
+
+
+def _tgid(tid: int) -> int | None:
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _processes_of(config: RunConfig, log: Callable[[str], None]) -> RunConfig:
+    """-p takes processes: a thread id given to it stands for its process, as with perf
+    (which follows /proc/TID/task, the whole thread group). Said with -v; -t is for threads."""
+    if not config.pids:
+        return config
+    pids: list[int] = []
+    for pid in config.pids:
+        tgid = _tgid(pid)
+        if tgid is not None and tgid != pid:
+            if config.verbose >= 1:
+                log(f"-p {pid}: thread {pid} is of process {tgid}: tracing process {tgid} "
+                    f"(-t {pid} for the thread alone)")
+            pid = tgid
+        if pid not in pids:
+            pids.append(pid)
+    return dataclasses.replace(config, pids=tuple(pids))
 
 
 def _call_init(callbacks: Callbacks) -> None:

@@ -64,6 +64,10 @@ class Source(ABC):
     def pending_lost(self) -> int:
         """Events lost that no record reported (read once, after the last drain)."""
 
+    def task_comm(self, tid: int) -> str | None:
+        """The name this source saw given to thread ``tid`` during the run (for print()), if any."""
+        return None
+
     @abstractmethod
     def describe(self) -> str:
         """What it attached, for -v."""

@@ -15,11 +15,11 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from ebpfprof.bcc_loader import import_bcc
-from ebpfprof.codegen.program import GeneratedProgram, TaskFilter, generate_program
-from ebpfprof.errors import KernelError, UsageError
-from ebpfprof.options import RunConfig
+from ebpfprof.bcc_loader import headers_warning, import_bcc
+from ebpfprof.codegen.program import CommTracker, GeneratedProgram, TaskFilter, generate_program
+from ebpfprof.errors import EbpfprofError, KernelError, UsageError
 from ebpfprof.kernel import tracefs
+from ebpfprof.options import RunConfig, ring_bytes
 from ebpfprof.sources import perf_abi
 from ebpfprof.sources.base import Source
 
@@ -101,7 +101,11 @@ class LoadedProgram:
             self._bpf = bcc.BPF(text=generated.text.encode(), debug=0x20 if debug else 0)
         except Exception as e:
             path = _save_log("compile", str(e), generated.text)
+            # Headers made for another kernel are the one cause outside ebpfprof: say so here,
+            # where it may matter, rather than on every run.
+            headers = headers_warning()
             raise KernelError("BCC could not compile the generated program (its errors are above)",
+                              detail=f"note: {headers}" if headers else "",
                               hint=f"this is a bug in ebpfprof; the program is in {path}") from None
 
     def attach(self) -> None:
@@ -175,11 +179,24 @@ class LoadedProgram:
         CPU; the kernel counts them per program (bpf_prog_info.recursion_misses, Linux 5.12+).
         """
         total = 0
-        for fn in getattr(self._bpf, "funcs", {}).values():
+        silent = {name.encode() for name in self.generated.silent}    # they write no records
+        for name, fn in getattr(self._bpf, "funcs", {}).items():
+            if name in silent:
+                continue
             fd = getattr(fn, "fd", None)
             if fd is not None and fd >= 0:
                 total += _prog_recursion_misses(fd)
         return total
+
+    def task_comm(self, tid: int) -> str | None:
+        """The name the comm tracker saw given to thread ``tid`` (bpf/comm_map.h), if any."""
+        if self._bpf is None:
+            return None
+        try:
+            value = self._bpf[b"ep_comms"][ctypes.c_uint32(tid)]
+        except KeyError:       # no such entry, or a program without the tracker
+            return None
+        return value.comm.decode(errors="replace") or None
 
     def close(self) -> None:
         # Detaching costs RCU grace periods, one after the other in the kernel: ~35 ms per
@@ -225,10 +242,20 @@ def _attach_hint(e: OSError) -> str:
     return ""
 
 
+def _comm_tracker() -> CommTracker:
+    """The formats of the tracepoints that name tasks, where this kernel has them."""
+    def fmt(system: str, name: str):
+        try:
+            return tracefs.read_format(system, name)
+        except EbpfprofError:
+            return None
+    return CommTracker(fmt("sched", "sched_process_exec"), fmt("sched", "sched_process_fork"),
+                       fmt("task", "task_rename"))
+
+
 def ring_size(config: RunConfig) -> int:
     """-m pages per CPU, as one shared ring: a power of two."""
-    size = config.mmap_pages * 4096 * max(1, config.nr_cpus)
-    return 1 << (size - 1).bit_length()
+    return ring_bytes(config.mmap_pages, config.nr_cpus)
 
 
 # After the gate closes, a function that read it open may still be writing its record (a
@@ -255,7 +282,8 @@ class BpfSource(Source):
         wakeup_every = max(64, records // (4 * max(1, self.config.nr_cpus)))
         generated = generate_program([s.program for s in self.specs],
                                      TaskFilter(self.config.pids, self.config.tids),
-                                     ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every)
+                                     ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every,
+                                     comms=_comm_tracker())
         if self.config.verbose >= 2:
             sys.stderr.write(generated.text)
         self.program = LoadedProgram(generated, debug=self.config.verbose >= 3)
@@ -286,6 +314,9 @@ class BpfSource(Source):
             return 0
         missed = self._missed_at_stop if self._missed_at_stop is not None else self.program.missed()
         return self.program.lost_pending() + missed - self._missed_at_start
+
+    def task_comm(self, tid: int) -> str | None:
+        return self.program.task_comm(tid) if self.program is not None else None
 
     def describe(self) -> str:
         names = [s.event.format.full_name for s in self.specs]

@@ -90,14 +90,14 @@ def test_unknown_field_in_a_filter_lists_the_fields(counter):
 
 def test_missing_script(tmp_path):
     proc = run_ebpfprof("python", "-e", "sched:sched_wakeup", str(tmp_path / "nope.py"))
-    err = assert_one_error(proc, f"script not found: {tmp_path / 'nope.py'}")
+    err = assert_one_error(proc, f"Failed to load Python module: {tmp_path / 'nope.py'}: no such file")
     assert "Traceback" not in err
 
 
 def test_missing_module_name(tmp_path):
     proc = run_ebpfprof("python", "-e", "sched:sched_wakeup", "no_such_module_xyz", cwd=tmp_path)
-    err = assert_one_error(proc, "script not found: no file 'no_such_module_xyz' and no module "
-                                 "'no_such_module_xyz' on sys.path")
+    err = assert_one_error(proc, "Failed to load Python module: no_such_module_xyz: no file "
+                                 "'no_such_module_xyz' and no module 'no_such_module_xyz' on sys.path")
     assert "Traceback" not in err
 
 
@@ -154,8 +154,9 @@ def test_exception_in_init_detaches_and_delivers_nothing(tmp_path):
     assert proc.returncode != 0
     errors = error_lines(proc.stderr)
     assert errors == ["ebpfprof: error: the script's __init__() raised an exception; nothing was delivered"]
-    # __init__ runs once everything is attached (issue #8): its check sees the attachment
-    assert "ATTACH_FDS ['anon_inode:[perf_event]', 'anon_inode:bpf_link']" in proc.stdout
+    # __init__ runs once everything is attached (issue #8): its check sees the attachment (the
+    # selector's and the comm tracker's three: a perf event and a bpf_link each)
+    assert f"ATTACH_FDS {['anon_inode:[perf_event]', 'anon_inode:bpf_link'] * 4}" in proc.stdout
     assert "EVENT" not in proc.stdout and "EXIT RAN" not in proc.stdout
     assert "RuntimeError: config file missing" in proc.stderr
     assert proc.stderr.index("RuntimeError: config file missing") < proc.stderr.index("ebpfprof: error:")
@@ -169,7 +170,8 @@ def test_the_attach_check_sees_an_attached_run(tmp_path, workload_bin):
         'print("EVENT")', 'print("EVENT", attach_fds(), flush=True)'), "attached.py")
     wl = Workload(workload_bin, "getppid", "3")
     out = trace_workload(wl, ["-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid), str(script)]).stdout
-    assert "ATTACH_FDS ['anon_inode:[perf_event]', 'anon_inode:bpf_link']" in out
+    # one for the selector, three for the comm tracker (exec, fork, rename: bpf/comm_map.h)
+    assert f"ATTACH_FDS {['anon_inode:[perf_event]', 'anon_inode:bpf_link'] * 4}" in out
     events = [l for l in out.splitlines() if l.startswith("EVENT ")]
     assert len(events) == 3 and all("perf_event" in l or "bpf_link" in l for l in events), out
 

@@ -42,9 +42,9 @@ def run_started_by_init(tmp_path, workload_bin, events: str, paced: bool) -> dic
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 60)
-        assert ready, "__init__ printed nothing within 60 s"
-        first = proc.stdout.readline()
-        assert first == "tracing...\n", first + proc.stderr.read()
+        assert ready, "ebpfprof printed nothing within 60 s"
+        loaded, first = proc.stdout.readline(), proc.stdout.readline()
+        assert (loaded, first) == (f"Loaded module: {script}\n", "tracing...\n"), loaded + first
         assert wl.go()[0] == "done"
         wl.finish()
         out, err = proc.communicate(timeout=30)

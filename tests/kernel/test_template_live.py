@@ -60,7 +60,7 @@ def test_template_with_aliases_runs_unchanged(tmp_path, workload_bin):
         wl.kill()
     assert counts_printed(tracer.stdout) == {"syscalls:gp": 321, "syscalls:gp2": 321,
                                              "syscalls:sys_exit_getppid": 321}, tracer.stdout
-    assert tracer.stdout.startswith(f"tracing {events} ... Ctrl-C to stop\n")
+    assert tracer.stdout.startswith(f"Loaded module: {script}\ntracing {events} ... Ctrl-C to stop\n")
     assert re.search(r"^interval \d+: \d+ events so far$", tracer.stdout, re.M), tracer.stdout
     assert "Traceback" not in tracer.stderr
 

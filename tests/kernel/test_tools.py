@@ -38,7 +38,14 @@ def run_tool(tool: str, options: tuple[str, ...] = (), args: tuple[str, ...] = (
 def stop(tracer: Tracer) -> str:
     tracer.signal(signal.SIGINT)
     assert tracer.wait() == 0, tracer.stderr
-    return tracer.stdout
+    return output(tracer)
+
+
+def output(tracer: Tracer) -> str:
+    """What the tool printed, after ebpfprof's `Loaded module: PATH` line."""
+    loaded, _, rest = tracer.stdout.partition("\n")
+    assert loaded.startswith("Loaded module: ") and loaded.endswith(".py"), tracer.stdout
+    return rest
 
 
 def test_exec_snoop(tmp_path):
@@ -71,7 +78,7 @@ def test_syscall_top(workload_bin):
         assert tracer.wait() == 0, tracer.stderr
     finally:
         wl.kill()
-    out = tracer.stdout
+    out = output(tracer)
     whole = out[out.index("whole run:"):].splitlines()
     assert ["workload", "getppid", "5,000"] == whole[2].split()[:3], out
     assert len(whole) <= 2 + 3, out      # TOP=3
@@ -87,7 +94,7 @@ def test_open_files(workload_bin):
         assert tracer.wait() == 0, tracer.stderr
     finally:
         wl.kill()
-    rows = [l.split() for l in tracer.stdout.splitlines()[1:] if l.strip()]
+    rows = [l.split() for l in output(tracer).splitlines()[1:] if l.strip()]
     assert rows == [["workload", "1", "7", "7", "0", "0", "7", "ENOENT:7"]], tracer.stdout
 
 

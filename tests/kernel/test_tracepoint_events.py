@@ -168,8 +168,8 @@ def syscalls__sys_enter_kill(event):
         assert tracer.wait() == 0, tracer.stderr
     finally:
         wl.kill()
-    lines = tracer.stdout.splitlines()
-    assert len(lines) == 2, tracer.stdout
+    loaded, *lines = tracer.stdout.splitlines()
+    assert loaded == f"Loaded module: {script}" and len(lines) == 2, tracer.stdout
     p = wl.pid
     full = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} +workload +%d [.dX][.Nnp][.HhsZz][.0-9a-f] "
                       r"\[\d{3}\] +\d+\.\d{6}: syscalls:sys_enter_kill: pid: 0x0*%x, sig: 0x0+$" % (p, p))

@@ -6,6 +6,7 @@ fixture formats, so nothing here needs root or a kernel.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -284,3 +285,42 @@ def test_help_with_a_cpu_that_is_not_online(capsys, fake_tracefs):
     assert err.splitlines()[0] == "ebpfprof: error: -C names CPU 4095, which is not online"
     assert err.splitlines()[1].startswith("hint: online CPUs here: ")
     assert "Traceback" not in err
+
+
+# -- -m: what the kernel and the memory can take -----------------------------------------------------
+
+def test_m_beyond_what_a_bpf_ring_holds_is_refused_with_the_largest_that_works():
+    proc = subprocess.run([sys.executable, "-m", "ebpfprof", "python", "-e", "sched:sched_wakeup", "-m", "4194304",
+                           "s.py"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    n = os.cpu_count() or 1
+    largest = 1 << 19
+    while largest * 4096 * n > 1 << 31:
+        largest //= 2
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (f"ebpfprof: error: -m 4194304: 4194304 pages x {n} CPUs is a {16 * n:g} GiB ring, "
+                           f"more than a BPF ring buffer can hold (2 GiB); the largest -m here is {largest}\n")
+
+
+@pytest.mark.parametrize("pages, cpus, available, message", [
+    (262144, 2, 1 << 40, None),                                  # 2 GiB: the kernel's largest
+    (524288, 2, 1 << 40, "-m 524288: 524288 pages x 2 CPUs is a 4 GiB ring, more than a BPF ring buffer can "
+                         "hold (2 GiB); the largest -m here is 262144"),
+    (4096, 3, 1 << 40, None),                                    # 48 MiB rounds up to 64 MiB
+    (131072, 2, 1 << 30, "-m 131072: 131072 pages x 2 CPUs is a 1 GiB ring, more than half of the memory "
+                         "available (1 GiB); the largest -m here is 65536"),
+    (65536, 2, 1 << 30, None),                                   # 512 MiB: half of it, allowed
+    (1, 1, 4096, "-m 1: 1 pages x 1 CPUs is a 4 KiB ring, more than half of the memory available "
+                 "(4 KiB); no -m fits"),
+    (1 << 20, 2, None, "-m 1048576: 1048576 pages x 2 CPUs is a 8 GiB ring, more than a BPF ring buffer can "
+                       "hold (2 GiB); the largest -m here is 262144"),     # no /proc/meminfo
+])
+def test_check_mmap_pages(pages, cpus, available, message):
+    from ebpfprof.errors import UsageError
+    from ebpfprof.options import check_mmap_pages
+
+    if message is None:
+        check_mmap_pages(pages, cpus, available)
+        return
+    with pytest.raises(UsageError) as info:
+        check_mmap_pages(pages, cpus, available)
+    assert info.value.message == message and info.value.exit_code == 2

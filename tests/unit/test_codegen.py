@@ -14,7 +14,8 @@ import support
 from hypothesis import given, strategies as st
 
 from ebpfprof.codegen.program import (
-    DEFAULT_MAX_STACK, INLINE_ID_LIMIT, Attachment, TaskFilter, TracepointProgram, generate_program,
+    DEFAULT_MAX_STACK, INLINE_ID_LIMIT, Attachment, CommTracker, TaskFilter, TracepointProgram,
+    generate_program,
 )
 from ebpfprof.codegen.c import CIdent, c_comment, emitted
 from ebpfprof.lang.filter import CompiledFilter
@@ -50,6 +51,11 @@ def generate(programs, task=TaskFilter(), **ring):
     return generate_program(programs, task, **{**RING, **ring})
 
 
+def comms() -> CommTracker:
+    return CommTracker(fixture_format("sched_sched_process_exec"), fixture_format("sched_sched_process_fork"),
+                       fixture_format("task_task_rename"))
+
+
 CASES = {
     "fixed_size": lambda: generate([prog("sched_sched_wakeup")]),
     "data_loc": lambda: generate([prog("sched_sched_process_exec")]),
@@ -72,6 +78,7 @@ CASES = {
         prog("sched_sched_wakeup", 0, label="sched:sched_wakeup//alias=w/"),
         prog("irq_irq_handler_entry", 1, kernel_stack=True, max_stack=8),
     ]),
+    "comm_tracker": lambda: generate([prog("sched_sched_wakeup")], comms=comms()),
 }
 
 
@@ -260,6 +267,48 @@ def test_two_selectors_get_two_functions_and_one_ring():
     assert "ep_fill_header(&sc->s, st, 1, nr_frames, sc->s.raw_size);" in g.text
     assert "#define EP_MAX_STACK 8" in g.text
     assert "/* selector 0: sched:sched_wakeup//alias=w/ */" in g.text
+
+
+def test_comm_tracker_writes_the_map_and_takes_no_selector_index():
+    """Its functions follow the selectors' in attach, are marked silent, and write no record."""
+    g = CASES["comm_tracker"]()
+    assert g.attach == [Attachment("sched:sched_wakeup", "ep_sel0_sched__sched_wakeup"),
+                        Attachment("sched:sched_process_exec", "ep_comm_exec"),
+                        Attachment("sched:sched_process_fork", "ep_comm_fork"),
+                        Attachment("task:task_rename", "ep_comm_rename")]
+    assert g.silent == ("ep_comm_exec", "ep_comm_fork", "ep_comm_rename")
+    assert g.text.count('BPF_TABLE("lru_hash", u32, struct ep_comm, ep_comms') == 1
+    for fn in g.silent:
+        body = function_body(g.text, fn)
+        assert body.index("if (!ep_gate_open())\n\t\treturn EP_DONE;") < body.index("ep_comms.update(")
+        assert "ep_ring" not in body and "ep_fill_header" not in body
+        assert re.findall(r"return (\w+);", body) == ["EP_DONE", "EP_DONE"]
+    # offsets from the formats: child_pid at 20, rename's pid at 8 and newcomm[16] at 28
+    assert "u32 child = *(u32 *)(ctx + 20);" in function_body(g.text, "ep_comm_fork")
+    rename = function_body(g.text, "ep_comm_rename")
+    assert "u32 tid = *(u32 *)(ctx + 8);" in rename
+    assert "bpf_probe_read_kernel_str(c.comm, sizeof(c.comm), ctx + 28);" in rename
+    # the selector's own function is the same with or without the tracker
+    assert function_body(g.text, "ep_sel0_sched__sched_wakeup") == \
+        function_body(CASES["fixed_size"]().text, "ep_sel0_sched__sched_wakeup")
+
+
+def test_comm_tracker_follows_other_format_layouts():
+    """A rename record without pid and with a __data_loc newcomm; a kernel without a fork
+    tracepoint, or with a child_pid that is no 4-byte int, gets no fork function."""
+    head = "".join(f"\tfield:{t} {n};\toffset:{o};\tsize:{z};\tsigned:{g};\n" for t, n, o, z, g in (
+        ("unsigned short", "common_type", 0, 2, 0), ("unsigned char", "common_flags", 2, 1, 0),
+        ("unsigned char", "common_preempt_count", 3, 1, 0), ("int", "common_pid", 4, 4, 1)))
+    rename = parse_format("name: task_rename\nID: 9\nformat:\n" + head +
+                          "\tfield:__data_loc char[] newcomm;\toffset:8;\tsize:4;\tsigned:0;\n", "task")
+    fork = parse_format("name: sched_process_fork\nID: 10\nformat:\n" + head +
+                        "\tfield:u64 child_pid;\toffset:8;\tsize:8;\tsigned:0;\n", "sched")
+    g = generate([prog("sched_sched_wakeup")], comms=CommTracker(None, fork, rename))
+    assert g.silent == ("ep_comm_rename",)
+    body = function_body(g.text, "ep_comm_rename")
+    assert "u32 tid = (u32)bpf_get_current_pid_tgid();" in body
+    assert "ctx + (*(u32 *)(ctx + 8) & 0xffff)" in body
+    assert generate([prog("sched_sched_wakeup")], comms=CommTracker()).text == CASES["fixed_size"]().text
 
 
 def test_tiny_record_is_at_least_the_common_header():

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -181,6 +182,7 @@ def test_tool_is_consistent(tool: Path):
     source = tool.read_text()
     tree = compile(source, str(tool), "exec", flags=ast.PyCF_ONLY_AST)
     first = source.splitlines()[0]
+    assert os.access(tool, os.X_OK), f"{tool.name} has a shebang but no run bit: chmod +x tools/{tool.name}"
     m = SHEBANG.match(first)
     assert m, f"{tool.name}: first line must be '#!/usr/bin/env -S ebpfprof python ...', got {first!r}"
     shebang_ctx = parse_command(m.group(1) + f" tools/{tool.name}")
@@ -201,6 +203,19 @@ def test_tool_is_consistent(tool: Path):
     example_ctx = parse_command(head[2:])
     assert example_ctx.params["events"] == shebang_ctx.params["events"], example.name
     assert example_ctx.params["module_and_args"][0] == f"tools/{tool.name}", example.name
+
+
+def test_the_guides_cython_build_uses_programs_that_are_here():
+    """The Cython example's commands name programs this checkout has (cython3 was not)."""
+    import shutil
+
+    (block,) = [b for b in blocks(ROOT / "docs" / "guide.md") if "fastcount.pyx -o" in b.text]
+    programs = [line[2:].split()[0] for _, line in _join_continuations(block.text)
+                if line.startswith("# ") and not line.startswith(("# ebpfprof ", "# cat ", "# fastcount"))]
+    assert len(programs) == 2, programs
+    for program in programs:
+        found = (ROOT / program).exists() if "/" in program else shutil.which(program)
+        assert found, f"docs/guide.md builds with {program}, which is not installed here"
 
 
 # -- links ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 from ebpfprof.lang.filter import FilterError, compile_filter
 from ebpfprof.kernel.event_format import EventFormat, parse_format
+from ebpfprof.lang.selector.parser import parse_selectors
 from test_filter_gen import FORMATS, ROOT
 
 DOC = ROOT / "docs" / "filters.md"
@@ -77,13 +78,12 @@ def dedent_block(block: str) -> list[str]:
 
 def selector_of(line: str) -> tuple[str, str]:
     """(event, filter) of the ``-e '...'`` on a command line: the filter runs from the first '/'
-    to the last, as the selector syntax has it."""
+    to the last, as the real selector parser splits it."""
     m = re.search(r"-e '([^']*)'", line)
     assert m, line
-    selector = m.group(1)
-    event, _, rest = selector.partition("/")
-    assert rest.endswith("/"), selector
-    return event, rest[:-1]
+    (sel,) = parse_selectors(m.group(1))
+    assert sel.filter and not sel.attrs, m.group(1)
+    return f"{sel.system}:{sel.name}", sel.filter
 
 
 def compile_example(event: str, text: str):

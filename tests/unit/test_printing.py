@@ -143,6 +143,22 @@ def test_idle_and_exited_threads():
 
 
 @needs_libtraceevent
+def test_the_runs_comm_map_comes_first_then_proc():
+    """task_comm (the session's comm map) names exited threads; /proc, then <...>, after it."""
+    gone, me = no_such_tid(), os.getpid()
+    asked = []
+
+    def task_comm(tid):
+        asked.append(tid)
+        return "true" if tid == gone else None
+    p = EventPrinter(task_comm=task_comm)
+    assert p.line(wakeup(tid=gone), timestamp=False).startswith("            true %6d " % gone)
+    assert p.line(wakeup(tid=me), timestamp=False).startswith("%16s %6d " % (own_comm(), me))
+    assert p.line(wakeup(), timestamp=False).startswith("          <idle>      0 ")
+    assert asked == [gone, me]                # never for the idle task
+
+
+@needs_libtraceevent
 def test_wall_clock_prefix():
     local = time.mktime((2026, 11, 23, 21, 48, 14, 0, 0, -1))
     real = int(local) * 1_000_000_000 + 624_601_999

@@ -181,25 +181,25 @@ def test_exit_while_loading(tmp_path):
 def test_missing_file():
     with pytest.raises(ScriptError) as info:
         load_module("nope.py")
-    assert info.value.format() == ("ebpfprof: error: script not found: nope.py\n"
+    assert info.value.format() == ("ebpfprof: error: Failed to load Python module: nope.py: no such file\n"
                                    "hint: check the path (relative paths start from the current directory)")
 
 
 def test_missing_file_in_a_directory():
-    with pytest.raises(ScriptError, match=r"^script not found: dir/nope$"):
+    with pytest.raises(ScriptError, match=r"^Failed to load Python module: dir/nope: no such file$"):
         load_module(os.path.join("dir", "nope"))
 
 
 def test_missing_module_name():
     with pytest.raises(ScriptError) as info:
         load_module("no_such_module_xyz")
-    assert info.value.message == ("script not found: no file 'no_such_module_xyz' and no module "
-                                  "'no_such_module_xyz' on sys.path")
+    assert info.value.message == ("Failed to load Python module: no_such_module_xyz: no file "
+                                  "'no_such_module_xyz' and no module 'no_such_module_xyz' on sys.path")
 
 
 def test_directory_is_not_a_script(tmp_path):
     (tmp_path / "adir").mkdir()
-    with pytest.raises(ScriptError, match=r"^script 'adir' is a directory$"):
+    with pytest.raises(ScriptError, match=r"^Failed to load Python module: adir: it is a directory$"):
         load_module("adir")
 
 

@@ -117,6 +117,20 @@ def test_missing_closing_slash_at_the_very_end_is_accepted():
     assert s.filter == "pid>1" and s.text == "sched:sched_wakeup/pid>1"
 
 
+def test_unclosed_paren_leaves_the_last_slash_as_the_section_end():
+    """The filter compiler then names the missing ')', not the '/' (issue #9)."""
+    from ebpfprof.lang.filter import FilterError, compile_filter
+    import support
+
+    s = one("sched:sched_wakeup/(pid>1/")
+    assert s.filter == "(pid>1" and s.attrs == ()
+    assert one("sched:sched_wakeup/(pid>1").filter == "(pid>1"
+    with pytest.raises(FilterError) as info:
+        compile_filter(s.filter, support.fixture_format("sched_sched_wakeup"), selector="sched:sched_wakeup",
+                       fn_name="f")
+    assert "expected ')' to close the '(' at column 1" in info.value.message
+
+
 def test_two_aliases_of_one_tracepoint():
     a, b = parse_selectors("sched:sched_wakeup//alias=a/,sched:sched_wakeup//alias=b/")
     assert (a.alias, b.alias) == ("a", "b")

@@ -206,8 +206,13 @@ class _Parser:
             raise self.error("this '/' section is not closed: end it with '/' before the next ','",
                              open_pos, len(self.text),
                              hint="write it as sys:name/filter/ATTR/ — the closing '/' tells where the next selector starts")
-        # Lenient: a missing closing '/' at the very end.
-        parts.append((part_start, len(self.text)))
+        # Lenient: a missing closing '/' at the very end. With a '(' left open, the last '/'
+        # was meant to close the section: end the filter there, so that the filter's own
+        # error names the missing ')' (rather than the '/').
+        end = len(self.text)
+        if depth > 0 and self.text.endswith("/") and end - 1 >= part_start:
+            end -= 1
+        parts.append((part_start, end))
         self.pos = len(self.text)
         return parts
 

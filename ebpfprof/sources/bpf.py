@@ -204,12 +204,13 @@ class LoadedProgram:
         # (perf_trace_event_unreg), measured here. With more than a few, a child process
         # releases them while we go on; the run's gate is closed first, so the functions they
         # still hold record nothing meanwhile.
-        fds = self._link_fds + self._perf_fds
+        links, perf_fds = self._link_fds, self._perf_fds
+        fds = links + perf_fds
         self._link_fds, self._perf_fds = [], []
-        if len(fds) > 2 * _RELEASE_INLINE_MAX:
+        if len(perf_fds) > _RELEASE_INLINE_MAX:
             if self._bpf is not None:
                 self.set_gate(False)
-            perf_abi.release_in_background(fds)
+            perf_abi.release_in_background(links, perf_fds)
         else:
             for fd in fds:
                 os.close(fd)
@@ -218,8 +219,9 @@ class LoadedProgram:
             bpf.cleanup()
 
 
-# Up to this many tracepoints are released before close() returns (~80 ms each).
-_RELEASE_INLINE_MAX = 4
+# Up to this many attachments are released before close() returns (~75 ms each): a run of a
+# few selectors (and the comm tracker's 3) leaves nothing behind when its command returns.
+_RELEASE_INLINE_MAX = 16
 
 
 # fds a function holds while attached: its program, its perf event, its link

@@ -205,14 +205,13 @@ class LoadedProgram:
         # releases them while we go on; the run's gate is closed first, so the functions they
         # still hold record nothing meanwhile.
         links, perf_fds = self._link_fds, self._perf_fds
-        fds = links + perf_fds
         self._link_fds, self._perf_fds = [], []
         if len(perf_fds) > _RELEASE_INLINE_MAX:
             if self._bpf is not None:
                 self.set_gate(False)
             perf_abi.release_in_background(links, perf_fds)
         else:
-            for fd in fds:
+            for fd in links + perf_fds:
                 os.close(fd)
         if self._bpf is not None:
             bpf, self._bpf = self._bpf, None
@@ -231,8 +230,8 @@ _FDS_PER_FUNCTION = 3
 def _make_room_for_fds(functions: int) -> None:
     """Up front, not after half the tracepoints are attached: enough fds for all of them."""
     needed = functions * _FDS_PER_FUNCTION + 64
-    soft = perf_abi.raise_nofile_limit(needed)
     in_use = len(os.listdir("/proc/self/fd"))
+    soft = perf_abi.raise_nofile_limit(in_use + needed)
     if in_use + needed > soft:
         raise UsageError(f"{functions} tracepoints need about {needed} open files, and this process "
                          f"may open {soft}", hint=f"raise the limit first: ulimit -n {needed + in_use}")
@@ -240,7 +239,8 @@ def _make_room_for_fds(functions: int) -> None:
 
 def _attach_hint(e: OSError) -> str:
     if e.errno == errno.EMFILE:
-        return "too many open files: each tracepoint takes 3 fds; raise the limit (ulimit -n)"
+        return (f"too many open files: each tracepoint takes {_FDS_PER_FUNCTION} fds; "
+                "raise the limit (ulimit -n)")
     return ""
 
 

@@ -157,13 +157,12 @@ def _close_in_threads(fds: list[int], nthreads: int) -> None:
         th.join()
 
 
-def raise_nofile_limit(needed: int) -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard one when ``needed`` more fds would not fit
+def raise_nofile_limit(total: int) -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one when ``total`` open fds would not fit
     (``ulimit -n 1024`` is common; ``syscalls:*`` needs ~2,200). Returns the soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    in_use = len(os.listdir("/proc/self/fd"))
-    if in_use + needed > soft and hard != soft:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, in_use + needed)
+    if total > soft and hard != soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, total)
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):

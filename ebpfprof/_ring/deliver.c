@@ -75,6 +75,10 @@ static int deliver_event(ReaderObject *self, PerfEventObject *ev)
         cls->dropped++;
         return 0;
     }
+    if (cls->budget == 0) {
+        cls->over_budget++;
+        return 0;
+    }
     return call_handler(self, cls, ev);
 }
 

@@ -33,6 +33,8 @@ static inline int call_handler(ReaderObject *self, EventClassObject *cls, PerfEv
     self->delivered++;
     if (self->budget > 0)
         self->budget--;
+    if (cls->budget > 0)
+        cls->budget--;
     if (!r)
         return handler_failed();
     Py_DECREF(r);
@@ -46,6 +48,10 @@ static inline int record_now(ReaderObject *self, EventClassObject *cls, const Re
         return -1;
     if (cls->handler == Py_None) {
         cls->dropped++;
+        return 0;
+    }
+    if (cls->budget == 0) {
+        cls->over_budget++;
         return 0;
     }
     PerfEventObject *ev = self->spare;
@@ -108,6 +114,28 @@ static inline int record_discard(ReaderObject *self, EventClassObject *cls, cons
     self->lost++;
     self->discarded++;
     return 0;
+}
+
+/*
+ * A loss a ring reports as a record of its own (perf's PERF_RECORD_LOST), at `time` on `cpu`:
+ * to __lost__ now, or into the ring's --order queue as a marker (bounded by the time of the
+ * CPU's previous record), or counted by discard().
+ */
+static inline int deliver_loss(ReaderObject *self, int ring, u64 lost, u64 time, u32 cpu,
+                               enum deliver_mode mode)
+{
+    if (mode == DELIVER_DISCARD) {
+        self->lost += (long long)lost;
+        return 0;
+    }
+    if (mode == DELIVER_ORDERED) {
+        u32 slot = cpu < MAX_TRACKED_CPUS ? cpu : MAX_TRACKED_CPUS - 1;
+        u64 start = self->last_time[slot];
+        if (time > self->last_time[slot])
+            self->last_time[slot] = time;
+        return order_insert(&self->order, ring, time, NULL, lost, start);
+    }
+    return deliver_lost(self, lost, 0, 0);
 }
 
 /*

@@ -17,22 +17,41 @@ static void eventclass_dealloc(EventClassObject *self)
     Py_XDECREF(self->index);
     Py_XDECREF(self->keys);
     Py_XDECREF(self->info);
+    Py_XDECREF(self->reg_names);
     PyMem_Free(self->descs);
     PyMem_Free(self->by_identity);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 /*
- * EventClass(name, handler, fields, info)
+ * EventClass(name, handler, fields, info=None, sample=None, reg_names=None)
  *   fields: sequence of (name, kind, offset, size, signed) for the tracepoint's own fields
- *           (common_* included), kind one of FIELD_* module constants.
+ *           (common_* included), kind one of FIELD_* module constants; for perf samples,
+ *           FIELD_SAMPLE with offset = the member's PERF_SAMPLE_* bit (size: 4 for the second
+ *           u32 of TID or CPU).
+ *   sample: perf samples: (sample_type, read_format, sample_regs_user, sample_regs_intr,
+ *           branch_hw_index), how the raw part is laid out; reg_names: register name by bit.
  */
 static int eventclass_init(EventClassObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"name", "handler", "fields", "info", NULL};
-    PyObject *name, *handler, *fields, *info = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UOO|O", kwlist, &name, &handler, &fields, &info))
+    static char *kwlist[] = {"name", "handler", "fields", "info", "sample", "reg_names", NULL};
+    PyObject *name, *handler, *fields, *info = Py_None, *sample = Py_None, *reg_names = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UOO|OOO", kwlist, &name, &handler, &fields, &info,
+                                     &sample, &reg_names))
         return -1;
+    SampleSpec spec = {0};
+    if (sample != Py_None) {
+        unsigned long long st, rf, ru, ri;
+        int hw = 0;
+        if (!PyArg_ParseTuple(sample, "KKKKp", &st, &rf, &ru, &ri, &hw))
+            return -1;
+        spec = (SampleSpec){.sample_type = st, .read_format = rf, .regs_user_mask = ru,
+                            .regs_intr_mask = ri, .branch_hw_index = hw};
+    }
+    if (reg_names != Py_None && !PyTuple_Check(reg_names)) {
+        PyErr_SetString(PyExc_TypeError, "reg_names must be a tuple or None");
+        return -1;
+    }
     PyObject *seq = PySequence_Fast(fields, "fields must be a sequence");
     if (!seq)
         return -1;
@@ -62,7 +81,7 @@ static int eventclass_init(EventClassObject *self, PyObject *args, PyObject *kwd
         unsigned int offset, size;
         if (!PyArg_ParseTuple(item, "UiIIp", &fname, &kind, &offset, &size, &is_signed))
             goto fail;
-        if (kind < F_INT || kind > F_REL_ARRAY) {
+        if (kind < F_INT || kind > F_SAMPLE) {
             PyErr_Format(PyExc_ValueError, "bad field kind %d", kind);
             goto fail;
         }
@@ -116,6 +135,9 @@ static int eventclass_init(EventClassObject *self, PyObject *args, PyObject *kwd
     self->info = Py_NewRef(info);
     self->descs = descs;
     self->nr_descs = total;
+    self->sample = spec;
+    Py_XSETREF(self->reg_names, reg_names == Py_None ? NULL : Py_NewRef(reg_names));
+    self->budget = -1;
     self->by_identity = table;
     self->identity_mask = mask;
     PyMem_Free(old_descs);
@@ -144,6 +166,10 @@ static PyMemberDef eventclass_members[] = {
     {"info", T_OBJECT_EX, offsetof(EventClassObject, info), 0, "Python-side description"},
     {"delivered", T_LONGLONG, offsetof(EventClassObject, delivered), READONLY, "events handled"},
     {"dropped", T_LONGLONG, offsetof(EventClassObject, dropped), READONLY, "events without handler"},
+    {"budget", T_LONGLONG, offsetof(EventClassObject, budget), 0,
+     "events still to deliver to this class (-N in a source's options); -1 = no limit"},
+    {"over_budget", T_LONGLONG, offsetof(EventClassObject, over_budget), READONLY,
+     "events that came after the class's budget was spent: not delivered"},
     {NULL},
 };
 

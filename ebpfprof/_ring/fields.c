@@ -4,6 +4,7 @@
  * record as its format file lays it out, never read past the record's end.
  */
 #include "ring.h"
+#include "sample.h"
 
 static PyObject *decode_int(const u8 *p, u32 size, int is_signed)
 {
@@ -79,6 +80,8 @@ PyObject *decode_field(PerfEventObject *ev, const FieldDesc *d)
         if (locate_dynamic(ev, d, &p, &n) < 0)
             return PyBytes_FromStringAndSize("", 0);
         return PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+    case F_SAMPLE:
+        return decode_sample_member(ev, d);
     }
     PyErr_SetString(PyExc_SystemError, "ebpfprof: unknown field kind");
     return NULL;

@@ -211,7 +211,9 @@ PyMODINIT_FUNC PyInit__ring(void)
     struct { const char *name; int value; } consts[] = {
         {"FIELD_INT", F_INT}, {"FIELD_STR", F_STR}, {"FIELD_DYN_STR", F_DYN_STR},
         {"FIELD_REL_STR", F_REL_STR}, {"FIELD_ARRAY", F_ARRAY}, {"FIELD_DYN_ARRAY", F_DYN_ARRAY},
-        {"FIELD_REL_ARRAY", F_REL_ARRAY}, {"SAMPLE_HEADER_SIZE", (int)sizeof(struct ep_sample)},
+        {"FIELD_REL_ARRAY", F_REL_ARRAY}, {"FIELD_SAMPLE", F_SAMPLE},
+        {"SAMPLE_HEADER_SIZE", (int)sizeof(struct ep_sample)},
+        {"PERF_RING_SAMPLES", PERF_RING_SAMPLES}, {"PERF_RING_BPF_OUTPUT", PERF_RING_BPF_OUTPUT},
     };
     for (size_t i = 0; i < sizeof(consts) / sizeof(consts[0]); i++)
         if (PyModule_AddIntConstant(m, consts[i].name, consts[i].value) < 0)

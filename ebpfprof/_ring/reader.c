@@ -15,6 +15,8 @@ static int ring_drain(ReaderObject *self, int i, enum deliver_mode mode, long lo
     switch (r->kind) {
     case RING_BPF:
         return bpf_ring_drain(self, i, &r->u.bpf, mode, count);
+    case RING_PERF:
+        return perf_ring_drain(self, i, &r->u.perf, mode, count);
     }
     PyErr_SetString(PyExc_SystemError, "ebpfprof: unknown ring kind");
     return -1;
@@ -25,6 +27,9 @@ static void ring_release(Ring *r)
     switch (r->kind) {
     case RING_BPF:
         bpf_ring_close(&r->u.bpf);
+        break;
+    case RING_PERF:
+        perf_ring_close(&r->u.perf);
         break;
     }
 }
@@ -121,6 +126,68 @@ static PyObject *reader_add_bpf_ring(ReaderObject *self, PyObject *args)
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+/*
+ * add_perf_ring(fd, data_pages, kind, cls=0, cpu=0, sample=(0, 0, 0, 0, False)) -> ring index
+ * Read the mmap ring of perf event fd (1 + data_pages pages). kind: PERF_RING_SAMPLES (every
+ * sample of class cls, laid out by sample = (sample_type, read_format, sample_regs_user,
+ * sample_regs_intr, branch_hw_index)) or PERF_RING_BPF_OUTPUT (ep_sample records in RAW).
+ */
+static PyObject *reader_add_perf_ring(ReaderObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"fd", "data_pages", "kind", "cls", "cpu", "sample", NULL};
+    int fd, kind;
+    Py_ssize_t pages;
+    unsigned int cls = 0, cpu = 0;
+    unsigned long long st = 0, rf = 0, ru = 0, ri = 0;
+    int hw_index = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ini|II(KKKKp)", kwlist, &fd, &pages, &kind, &cls, &cpu,
+                                     &st, &rf, &ru, &ri, &hw_index))
+        return NULL;
+    if (refuse_while_draining(self, "add_perf_ring") < 0)
+        return NULL;
+    if (pages <= 0 || (pages & (pages - 1))) {
+        PyErr_SetString(PyExc_ValueError, "data_pages must be a power of two");
+        return NULL;
+    }
+    if (kind != PERF_RING_SAMPLES && kind != PERF_RING_BPF_OUTPUT) {
+        PyErr_SetString(PyExc_ValueError, "kind must be PERF_RING_SAMPLES or PERF_RING_BPF_OUTPUT");
+        return NULL;
+    }
+    if (kind == PERF_RING_SAMPLES && cls >= (unsigned int)PyTuple_GET_SIZE(self->classes)) {
+        PyErr_SetString(PyExc_ValueError, "cls is not an index of the reader's classes");
+        return NULL;
+    }
+    Ring ring = {.kind = RING_PERF};
+    PerfRing *r = &ring.u.perf;
+    r->kind = (enum perf_ring_kind)kind;
+    r->cls = cls;
+    r->cpu = cpu;
+    r->spec = (SampleSpec){.sample_type = st, .read_format = rf, .regs_user_mask = ru,
+                           .regs_intr_mask = ri, .branch_hw_index = hw_index};
+    if (perf_ring_open(r, fd, (size_t)pages) < 0)
+        return NULL;
+    if (reader_add_ring(self, &ring) < 0) {
+        ring_release(&ring);
+        return NULL;
+    }
+    return PyLong_FromLong(self->nr_rings - 1);
+}
+
+/* perf_ring_stats(index) -> {'samples', 'lost_records', 'throttled', 'unthrottled'} */
+static PyObject *reader_perf_ring_stats(ReaderObject *self, PyObject *arg)
+{
+    long i = PyLong_AsLong(arg);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0 || i >= self->nr_rings || self->rings[i].kind != RING_PERF) {
+        PyErr_SetString(PyExc_IndexError, "no perf ring of that index");
+        return NULL;
+    }
+    const PerfRing *r = &self->rings[i].u.perf;
+    return Py_BuildValue("{sLsLsLsL}", "samples", r->samples, "lost_records", r->lost_records,
+                         "throttled", r->throttled, "unthrottled", r->unthrottled);
 }
 
 /*
@@ -250,6 +317,10 @@ static PyMemberDef reader_members[] = {
 static PyMethodDef reader_methods[] = {
     {"add_bpf_ring", (PyCFunction)reader_add_bpf_ring, METH_VARARGS,
      "add_bpf_ring(map_fd, data_size): read this BPF ring buffer map"},
+    {"add_perf_ring", (PyCFunction)(void (*)(void))reader_add_perf_ring, METH_VARARGS | METH_KEYWORDS,
+     "add_perf_ring(fd, data_pages, kind, cls=0, cpu=0, sample=(...)) -> index: read a perf event's mmap ring"},
+    {"perf_ring_stats", (PyCFunction)reader_perf_ring_stats, METH_O,
+     "perf_ring_stats(index) -> dict: samples, lost_records, throttled, unthrottled of a perf ring"},
     {"drain", (PyCFunction)(void (*)(void))reader_drain, METH_VARARGS | METH_KEYWORDS,
      "drain(ordered=False, horizon=0, flush=False) -> records read"},
     {"stop", (PyCFunction)reader_stop, METH_NOARGS, "make drain() return at the next record"},

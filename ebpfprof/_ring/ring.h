@@ -3,6 +3,8 @@
  *
  * One event's path, each step one file:
  *   bpf_ring.c   a ring reader: each record of a BPF ring buffer becomes a Record
+ *   perf_ring.c  the other: each sample of a perf_event mmap ring becomes one (sample.c
+ *                knows a sample's layout)
  *   deliver.h    deliver_record(): the Record's class is checked, the Record becomes a
  *                PerfEvent given to its handler now, or queued for --order (order.c merges
  *                the queues; deliver.c delivers them, and losses, and handler errors)
@@ -53,6 +55,8 @@ enum field_kind {
     F_PID, F_TID, F_TIME, F_CPU, F_PERIOD, F_REALTIME, F_EVENT, F_CALLCHAIN,
     /* from the tracepoint record */
     F_INT, F_STR, F_DYN_STR, F_REL_STR, F_ARRAY, F_DYN_ARRAY, F_REL_ARRAY,
+    /* a member of a perf sample (sample.c); FieldDesc.offset holds its PERF_SAMPLE_* bit */
+    F_SAMPLE,
 };
 #define NR_BUILTINS 8
 
@@ -78,6 +82,18 @@ static inline size_t name_slot(PyObject *name, size_t mask)
     return ((p >> 4) ^ (p >> 12)) & mask;
 }
 
+/*
+ * What a perf sample's layout depends on (sample.h walks it): the perf_event_attr fields of
+ * the events whose samples a class decodes. sample_type 0: the class is not of perf samples.
+ */
+typedef struct {
+    u64 sample_type;
+    u64 read_format;
+    u64 regs_user_mask;    /* attr.sample_regs_user */
+    u64 regs_intr_mask;    /* attr.sample_regs_intr */
+    int branch_hw_index;   /* attr.branch_sample_type & PERF_SAMPLE_BRANCH_HW_INDEX */
+} SampleSpec;
+
 typedef struct {
     PyObject_HEAD
     PyObject *name;        /* str: "sys:name" or "sys:alias" — the value of _event */
@@ -85,6 +101,10 @@ typedef struct {
     PyObject *index;       /* dict: field name -> int position in descs */
     PyObject *keys;        /* tuple of field names in display order */
     PyObject *info;        /* anything Python wants to hang on it (format, selector) */
+    SampleSpec sample;     /* perf samples: how the raw part is laid out */
+    PyObject *reg_names;   /* perf samples: tuple, register name by sample_regs_* bit */
+    long long budget;      /* events still to deliver to this class (-N in its options); -1: no limit */
+    long long over_budget; /* events after its budget was spent: not delivered */
     FieldDesc *descs;
     Py_ssize_t nr_descs;
     NameSlot *by_identity; /* open-addressed table of the interned names in keys */
@@ -239,23 +259,54 @@ typedef struct {
 } BpfRing;
 
 /*
+ * A perf_event mmap ring (perf_ring.c): a perf_event_mmap_page, then data pages, mapped once.
+ * Two kinds of records come through one:
+ *   PERF_RING_SAMPLES     a profiler source's samples, decoded by its sample_type; every
+ *                         sample is of one class (cls); PERF_RECORD_LOST counts are losses.
+ *   PERF_RING_BPF_OUTPUT  a BPF program's bpf_perf_event_output() records (--perf-buffer): the
+ *                         RAW member holds a struct ep_sample record, as in the BPF ring
+ *                         buffer; the program counts its own losses, so PERF_RECORD_LOST
+ *                         (the same losses, counted by the kernel) is only tallied.
+ */
+enum perf_ring_kind {
+    PERF_RING_SAMPLES,
+    PERF_RING_BPF_OUTPUT,
+};
+
+typedef struct {
+    enum perf_ring_kind kind;
+    u32 cls;                   /* SAMPLES: the class of its samples */
+    u32 cpu;                   /* the CPU its events are on (samples without PERF_SAMPLE_CPU) */
+    SampleSpec spec;           /* SAMPLES: the events' layout */
+    /* SAMPLES: where the Record's members sit in a body (perf_ring_open works them out) */
+    u32 off_tid, off_time, off_cpu, off_period, off_rest;   /* ~0u: absent; off_rest: READ's */
+    u32 lost_off_time, lost_off_cpu;                        /* in a PERF_RECORD_LOST body */
+    void *meta;                /* struct perf_event_mmap_page */
+    size_t map_len;
+    const u8 *data;
+    size_t data_size;          /* power of two */
+    u8 *copy;                  /* a record that wraps the ring's end, made linear */
+    size_t copy_cap;
+    /* tallies */
+    long long samples;
+    long long lost_records;    /* what PERF_RECORD_LOST records said */
+    long long throttled, unthrottled;
+} PerfRing;
+
+/*
  * A ring the Reader reads. Each kind has a reader that turns its records into Records for
  * deliver_record(); reader.c's ring_drain() and ring_release() choose it by kind.
  */
 enum ring_kind {
     RING_BPF,                  /* bpf_ring.c */
-    /*
-     * RING_PERF, next: a perf_event mmap ring (perf_ring.c). PERF_RECORD_SAMPLE decoded by the
-     * event's sample_type into a Record (TID, TIME, CPU, PERIOD, RAW, CALLCHAIN; a record that
-     * wraps the ring's end copied out first, since Record.raw must be linear); the counts of
-     * PERF_RECORD_LOST carried to the ring's next sample as Record.lost, as the BPF side does.
-     */
+    RING_PERF,                 /* perf_ring.c */
 };
 
 typedef struct {
     enum ring_kind kind;
     union {
         BpfRing bpf;
+        PerfRing perf;
     } u;
 } Ring;
 
@@ -302,5 +353,10 @@ long long handler_error_count(void);
 int bpf_ring_open(BpfRing *r, int map_fd, size_t data_size);   /* -1: OSError set */
 void bpf_ring_close(BpfRing *r);
 int bpf_ring_drain(ReaderObject *self, int ring, BpfRing *r, enum deliver_mode mode, long long *count);
+
+/* perf_ring.c; perf_ring_open takes the ring's kind, cls, cpu and spec as set in *r */
+int perf_ring_open(PerfRing *r, int fd, size_t data_pages);    /* -1: OSError set */
+void perf_ring_close(PerfRing *r);
+int perf_ring_drain(ReaderObject *self, int ring, PerfRing *r, enum deliver_mode mode, long long *count);
 
 #endif /* EBPFPROF_RING_H */

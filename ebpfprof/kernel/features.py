@@ -93,3 +93,30 @@ def kprobes_supported() -> str | None:
     if not os.path.exists(os.path.join(root, "kprobe_events")):
         return "this kernel has no kprobes (CONFIG_KPROBES is not set: no kprobe_events in tracefs)"
     return None
+
+
+@lru_cache(maxsize=1)
+def cpu_cycles_event() -> str | None:
+    """None where no hardware PMU counts cycles (this VM), else "cycles". Found by opening a
+    disabled cycles event on this process and closing it: the kernel answers ENOENT without a
+    PMU, EOPNOTSUPP where the PMU cannot sample."""
+    from ebpfprof.kernel import perf_abi
+
+    attr = perf_abi.PerfEventAttr(type=perf_abi.PERF_TYPE_HARDWARE, config=perf_abi.PERF_COUNT_HW_CPU_CYCLES,
+                                  sample_period=1_000_000, sample_type=perf_abi.Sample.IP,
+                                  flags=perf_abi.Flag.DISABLED)
+    try:
+        fd = perf_abi.open_event(attr, 0, -1)
+    except OSError:
+        return None
+    os.close(fd)
+    return "cycles"
+
+
+def max_sample_rate() -> int | None:
+    """kernel.perf_event_max_sample_rate: the most samples per second one event may take."""
+    try:
+        with open("/proc/sys/kernel/perf_event_max_sample_rate") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None

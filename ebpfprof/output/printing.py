@@ -7,7 +7,8 @@
 
 wall-clock time (``_realtime``), comm ``%16s``, tid ``%6u``, the irq/preempt flags, ``[cpu]``,
 ``sec.usec`` of ``_time``, the event's name, then its fields rendered with the tracepoint's own
-``print fmt`` (libtraceevent).
+``print fmt`` (libtraceevent). A profiler's sample has no flags column, and its own text after
+the name (``profile: 1003009 cpu-clock``; see ``profilers/``).
 """
 from __future__ import annotations
 
@@ -123,6 +124,11 @@ class EventPrinter:
             real = event._realtime
             head = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(real // 1_000_000_000))
             head += f".{real // 1000 % 1_000_000:06d} "
+        sample = getattr(info, "sample", None)
+        if sample is not None:
+            # A profiler's line, as perf-prof prints it: no irq/preempt column (perf samples have none)
+            return (f"{head}{self._comms[event._tid]:>16} {event._tid:6d} [{event._cpu:03d}] "
+                    f"{t // 1_000_000_000}.{t // 1000 % 1_000_000:06d}: {event._event}: {sample.render(event)}")
         flags = "...."
         if fmt is not None and "common_flags" in event:
             # Events collected by BPF carry a header it filled itself (header_known False).

@@ -83,6 +83,10 @@ def __sample__(event):
 
 
 def _field_lines(event: EventSpec) -> str:
+    if event.sample is not None:     # a profiler's sample: its perf sample_type members
+        fields = event.sample.fields
+        width = max((len(f.name) for f in fields), default=4)
+        return "\n".join(f"        {f.name:<{width}} : {f.python_type:<5}  # {f.meaning}" for f in fields)
     own = event.format.own_fields
     width = max((len(f.name) for f in event.format.fields), default=4)
     lines = [f"        {f.name:<{width}} : {f.python_type:<5}  # {f.type}" for f in own]

@@ -54,9 +54,10 @@ def duplicates(specs: list) -> list[str]:
     filters, are how one asks for that on purpose.)"""
     seen: dict[tuple, int] = {}
     for spec in specs:
-        fmt = spec.event.format
         sel = spec.selector
-        key = (fmt.full_name, spec.event.event_name, (getattr(sel, "filter", None) or "").strip())
+        if spec.source != "bpf":
+            continue          # two profile selectors are two sets of perf events: each counts
+        key = (spec.event.event_id, spec.event.event_name, (getattr(sel, "filter", None) or "").strip())
         seen[key] = seen.get(key, 0) + 1
     out = []
     for (name, _event, _filter), n in seen.items():

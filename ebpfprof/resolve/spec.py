@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ebpfprof.kernel.event_format import EventFormat
+
+if TYPE_CHECKING:
+    from ebpfprof.profilers.base import SampleEvents
 
 __all__ = ["EventSpec", "handler_name"]
 
@@ -19,10 +23,19 @@ class EventSpec:
     event_name: str            # the value of _event: "sys:name", or "sys:alias"
     handler: str               # the handler's name: sys__name, or sys__alias
     title: str                 # help's heading: "sched:sched_wakeup (alias w)"
-    format: EventFormat        # the record's fields; print fmt for print()
+    format: EventFormat | None # a tracepoint's record: its fields; print fmt for print()
     # Whether the record's common_flags / common_preempt_count are the kernel's (perf fills
     # them; a BPF program cannot see them: bpf/prelude.h)
     header_known: bool = False
+    # A profiler's samples: their fields and print() line (format is None then)
+    sample: "SampleEvents | None" = None
+    # Events to deliver before this selector stops (-N in a profiler's options); None: no limit
+    budget: int | None = None
+
+    @property
+    def event_id(self) -> str:
+        """What the event is, whatever its alias: "sched:sched_wakeup", "profile"."""
+        return self.format.full_name if self.format is not None else self.title.split(" ", 1)[0]
 
 
 def handler_name(prefix: str | None, name: str) -> str:

@@ -153,6 +153,9 @@ class Dispatcher:
         if self.reader.budget == 0:
             self._stop_reason = f"-N {self.config.exit_after}"
             return True
+        if self.classes and all(c.budget == 0 for c in self.classes):
+            self._stop_reason = "every source delivered its -N"
+            return True
         return False
 
     def _loop(self, poller, interval_s: float | None, next_interval: float | None) -> None:

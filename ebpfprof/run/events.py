@@ -25,8 +25,21 @@ def field_specs(fmt: EventFormat) -> list[tuple[str, int, int, int, bool]]:
     return [(f.name, _FIELD_CODES[f.kind], f.offset, f.size, f.signed) for f in fmt.fields]
 
 
+def sample_field_specs(samples) -> list[tuple[str, int, int, int, bool]]:
+    """The reader's field table for a profiler's samples: each field names its member's bit."""
+    return [(f.name, _ring.FIELD_SAMPLE, f.bit, f.half, False) for f in samples.fields]
+
+
 def event_class(spec: EventSpec, handler) -> "_ring.EventClass":
     """The class of one selector's events; ``spec`` is its ``info`` (print() reads it)."""
+    if spec.sample is not None:
+        from ebpfprof.profilers.base import REG_NAMES
+
+        cls = _ring.EventClass(spec.event_name, handler, sample_field_specs(spec.sample), spec,
+                               sample=spec.sample.layout, reg_names=REG_NAMES)
+        if spec.budget is not None:
+            cls.budget = spec.budget
+        return cls
     return _ring.EventClass(spec.event_name, handler, field_specs(spec.format), spec)
 
 

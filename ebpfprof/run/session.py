@@ -142,7 +142,8 @@ def run_python(config: RunConfig) -> int:
         return 0
     sources = sources_for(specs, config)
     _install_hooks(sources)
-    classes = event_classes([e for s in sources for e in s.events], module, callbacks)
+    # In the order the selectors were resolved: a record names its class by that index
+    classes = event_classes([spec.event for spec in specs], module, callbacks)
     unhandled = [c.name for c in classes if c.handler is None]
     if unhandled:
         log(f"no handler and no __sample__ for {', '.join(unhandled)}: those events are dropped")

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from ebpfprof.sources.base import Source
 from ebpfprof.sources.bpf import BpfSource
+from ebpfprof.sources.perf import PerfSource
 
 __all__ = ["SOURCES", "Source", "sources_for"]
 
 SOURCES: dict[str, type[Source]] = {
     BpfSource.kind: BpfSource,
+    PerfSource.kind: PerfSource,
 }
 
 

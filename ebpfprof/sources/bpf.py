@@ -20,7 +20,7 @@ from ebpfprof.codegen.program import CommTracker, GeneratedProgram, TaskFilter, 
 from ebpfprof.errors import EbpfprofError, KernelError, UsageError
 from ebpfprof.kernel import tracefs
 from ebpfprof.options import RunConfig, ring_bytes
-from ebpfprof.sources import perf_abi
+from ebpfprof.kernel import perf_abi
 from ebpfprof.sources.base import Source
 
 __all__ = ["BpfSource", "LoadedProgram", "ring_size"]
@@ -321,7 +321,7 @@ class BpfSource(Source):
         return self.program.task_comm(tid) if self.program is not None else None
 
     def describe(self) -> str:
-        names = [s.event.format.full_name for s in self.specs]
+        names = [s.event.event_id for s in self.specs]
         shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
         return f"{len(names)} tracepoint(s): {shown}"
 

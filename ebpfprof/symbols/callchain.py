@@ -17,6 +17,8 @@ CONTEXT_HV = (1 << 64) - 32
 CONTEXT_KERNEL = (1 << 64) - 128
 CONTEXT_USER = (1 << 64) - 512
 CONTEXT_MAX = (1 << 64) - 4095
+# Where kernel addresses begin (x86-64 and arm64 both keep the kernel in the top half)
+KERNEL_SPACE_START = 1 << 63
 
 
 class CallchainResolver:
@@ -37,6 +39,16 @@ class CallchainResolver:
         if self._user is None:
             self._user = UserSymbols()
         return self._user
+
+    def address(self, pid: int, addr: int) -> tuple[str, int, str]:
+        """(symbol, offset, dso) of one address of process ``pid`` (a kernel one if it is in
+        the kernel's half of the address space)."""
+        if addr >= KERNEL_SPACE_START:
+            return self.kernel.resolve(addr)
+        try:
+            return self.user.resolve(pid, addr)
+        except Exception:
+            return "Unknown", 0, "[unknown]"
 
     def __call__(self, event_class, pid: int, frames: tuple[int, ...]) -> list[dict]:
         out: list[dict] = []

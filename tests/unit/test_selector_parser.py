@@ -167,10 +167,26 @@ def test_profiler_with_options_and_attrs():
     assert (s.alias, s.cpus) == ("p", (1,))
 
 
-def test_profiler_single_quotes_do_not_protect_a_slash():
-    # Only double quotes hide a '/': in single quotes it still ends the options.
-    e = error_of("breakpoint/'0x1000/8:rw'/")
-    assert e.message == "-e 'breakpoint/'0x1000/8:rw'/': unknown ATTR '8:rw'' at column 20"
+def test_profiler_options_may_hold_a_slash():
+    # A breakpoint's ADDR/LEN: parts up to the first that begins with an ATTR key are options.
+    s = one("breakpoint/0x1000/8:rw/alias=b/")
+    assert s.options == ("0x1000/8:rw",)
+    assert s.alias == "b"
+    assert one("breakpoint/'0x1000/8:rw'/").options == ("0x1000/8:rw",)
+
+
+def test_profiler_filter_takes_the_rest_of_the_options():
+    s = one('profile/-F 99 --filter comm=="a b" && cpu==0/cpus=0/')
+    assert s.options == ("-F", "99")
+    assert s.filter == 'comm=="a b" && cpu==0'
+    text = 'profile/-F 99 --filter comm=="a b" && cpu==0/cpus=0/'
+    assert text[s.filter_span.start:s.filter_span.end] == s.filter
+    assert one("profile/--filter 'pid==1'/").filter == "pid==1"
+
+
+def test_profiler_filter_needs_an_expression():
+    e = error_of("profile/-g --filter /")
+    assert "--filter needs an expression" in e.message
 
 
 def test_profiler_option_with_slash_must_be_double_quoted():

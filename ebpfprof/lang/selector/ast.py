@@ -90,4 +90,7 @@ class ProfilerSelector(Selector):
     """``profile``, ``page-faults/-g/``, ``profile/-F 997 -g/alias=p/``: an embedded profiler."""
 
     name: str = ""
-    options: tuple[str, ...] = field(default_factory=tuple)
+    options: tuple[str, ...] = field(default_factory=tuple)   # its argv, split like a shell's
+    options_span: Span | None = None      # where the options text sits
+    filter: str | None = None             # --filter EXPR: a filter on its samples, in the kernel
+    filter_span: Span | None = None

@@ -7,7 +7,11 @@ Grammar (recursive descent, one function per rule)::
     probe      := ( 'kprobe' | 'kretprobe' ) ':' FUNC [ section ]
                 | ( 'uprobe' | 'uretprobe' ) ':' FUNC '@' FILE [ section ]
     tracepoint := SYS ':' NAME [ section ]               SYS, NAME may hold * ? [..]
-    profiler   := PROFILER [ section ]                   e.g. profile, page-faults
+    profiler   := PROFILER [ '/' OPTIONS ( '/' ATTR )* '/' ]   e.g. profile/-F 997 -g/
+                                                         OPTIONS: the profiler's argv (shell-like
+                                                         quoting); it may hold '/' (a breakpoint's
+                                                         ADDR/LEN) up to the first part that begins
+                                                         with an ATTR key; '--filter EXPR' last
     section    := '/' FIRST ( '/' ATTR )* '/'            FIRST: a filter, or a profiler's options
     ATTR       := KEY [ '=' VALUE ]                      empty ATTRs (//) are skipped
     FILE       := '"' chars '"' | chars up to '/' or ','
@@ -144,17 +148,44 @@ class _Parser:
 
     # -- profiler := NAME [section] -------------------------------------------------------------
     def profiler(self, start: int) -> ProfilerSelector:
+        """A profiler's first part is its own options. They may hold '/' (``breakpoint/0x1000/4:w/``):
+        parts up to the first one that begins with a known ATTR key belong to the options."""
         name = self.word(_PROFILER_RE, "a tracepoint (sys:name), a probe or a profiler name")
-        first, first_span, attrs = self.section(start)
-        options: tuple[str, ...] = ()
-        if first and first.strip():
-            try:
-                options = tuple(shlex.split(first))
-            except ValueError as e:
-                assert first_span is not None
-                raise self.error(f"cannot split profiler options: {e}", first_span.start) from None
+        if self.peek() != "/":
+            self.section(start)         # the end, a ',', or an error about what follows
+            return ProfilerSelector(text=self.text[start:self.pos], span=Span(start, self.pos), name=name)
+        parts = self._split_section(self.pos)
+        n = 1
+        while n < len(parts) and not self._starts_with_attr(*parts[n]):
+            n += 1
+        opt_start, opt_end = parts[0][0], parts[n - 1][1]
+        attrs = tuple(a for a in (self.attr(s, e) for s, e in parts[n:]) if a is not None)
+        self._check_attrs(attrs)
+        text = self.text[opt_start:opt_end]
+        filter_text, filter_span = None, None
+        cut = _filter_option(text)
+        if cut is not None:
+            at, value_at = cut
+            filter_text = text[value_at:].strip()
+            if len(filter_text) >= 2 and filter_text[0] == filter_text[-1] == "'":
+                filter_text = filter_text[1:-1]       # --filter 'comm=="bash"'
+                value_at += 1
+            filter_span = Span(opt_start + value_at, opt_end)
+            if not filter_text.strip():
+                raise self.error("--filter needs an expression, e.g. --filter comm==\"bash\"",
+                                 opt_start + at, opt_end)
+            text = text[:at]
+        try:
+            options = tuple(shlex.split(text))
+        except ValueError as e:
+            raise self.error(f"cannot split profiler options: {e}", opt_start) from None
         return ProfilerSelector(text=self.text[start:self.pos], span=Span(start, self.pos), attrs=attrs,
-                                name=name, options=options)
+                                name=name, options=options, options_span=Span(opt_start, opt_end),
+                                filter=filter_text, filter_span=filter_span)
+
+    def _starts_with_attr(self, start: int, end: int) -> bool:
+        key = self.text[start:end].strip().partition("=")[0]
+        return key in KNOWN_ATTRS or not key
 
     # -- section := '/' FIRST ('/' ATTR)* '/' -----------------------------------------------------
     def section(self, start: int) -> tuple[str | None, Span | None, tuple[Attr, ...]]:
@@ -274,6 +305,15 @@ class _Parser:
             raise self.error(f"expected {what}, got {got}", self.pos)
         self.pos = m.end()
         return m.group(0)
+
+
+def _filter_option(text: str) -> tuple[int, int] | None:
+    """Where ``--filter`` starts in a profiler's options, and where its expression starts: it
+    takes the rest of the text, unsplit, so a filter needs no shell quoting of its own."""
+    for m in re.finditer(r"(?:^|\s)(--filter)(?:=|\s+|$)", text):
+        if text[:m.start(1)].count('"') % 2 == 0 and text[:m.start(1)].count("'") % 2 == 0:
+            return m.start(1), m.end()
+    return None
 
 
 def parse_selectors(text: str) -> list[Selector]:

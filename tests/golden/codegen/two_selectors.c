@@ -62,7 +62,7 @@ struct ep_common {
  * What every program returns: 1, so that other perf users of the tracepoint (perf stat,
  * perf record, another tracer) still see the event. 0 would end it for all of them on this
  * CPU (perf_trace_run_bpf_submit skips perf_tp_event). Our own attaching perf event is
- * disabled, so perf_tp_event has nothing to do for it (sources/perf_abi.py).
+ * disabled, so perf_tp_event has nothing to do for it (kernel/perf_abi.py).
  */
 #define EP_DONE 1
 

@@ -14,8 +14,9 @@ import ctypes
 import os
 import resource
 
-__all__ = ["PerfEventAttr", "open_tracepoint_event", "attach_bpf", "release_in_background",
-           "raise_nofile_limit", "RELEASER_NAME"]
+__all__ = ["PerfEventAttr", "open_tracepoint_event", "open_event", "attach_bpf", "set_bpf",
+           "enable", "disable", "set_output", "read_counts", "release_in_background",
+           "raise_nofile_limit", "RELEASER_NAME", "Sample", "Flag", "ReadFormat"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -23,10 +24,56 @@ _libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
 
 _NR_PERF_EVENT_OPEN, _NR_BPF = {"x86_64": (298, 321), "aarch64": (241, 280)}.get(os.uname().machine, (-1, -1))
 
+PERF_TYPE_HARDWARE = 0
+PERF_TYPE_SOFTWARE = 1
 PERF_TYPE_TRACEPOINT = 2
+PERF_TYPE_BREAKPOINT = 5
+PERF_COUNT_HW_CPU_CYCLES = 0
+PERF_COUNT_SW_CPU_CLOCK = 0
+PERF_COUNT_SW_PAGE_FAULTS = 2
+PERF_COUNT_SW_BPF_OUTPUT = 10
+HW_BREAKPOINT_R, HW_BREAKPOINT_W, HW_BREAKPOINT_X = 1, 2, 4
 PERF_FLAG_FD_CLOEXEC = 1 << 3
+PERF_EVENT_IOC_ENABLE = 0x2400               # _IO('$', 0)
+PERF_EVENT_IOC_DISABLE = 0x2401              # _IO('$', 1)
+PERF_EVENT_IOC_SET_OUTPUT = 0x2405           # _IO('$', 5)
 PERF_EVENT_IOC_SET_BPF = 0x40042408          # _IOW('$', 8, __u32)
-ATTR_DISABLED = 1 << 0                       # perf_event_attr's first flag bit
+PERF_SAMPLE_REGS_ABI_64 = 2
+
+
+class Sample:
+    """PERF_SAMPLE_* bits of perf_event_attr.sample_type."""
+
+    IP, TID, TIME, ADDR, READ, CALLCHAIN, ID, CPU, PERIOD, STREAM_ID, RAW = (1 << b for b in range(11))
+    BRANCH_STACK, REGS_USER, STACK_USER, WEIGHT, DATA_SRC, IDENTIFIER = (1 << b for b in range(11, 17))
+    TRANSACTION, REGS_INTR, PHYS_ADDR, AUX, CGROUP = (1 << b for b in range(17, 22))
+    DATA_PAGE_SIZE, CODE_PAGE_SIZE, WEIGHT_STRUCT = (1 << b for b in range(22, 25))
+
+
+class ReadFormat:
+    """PERF_FORMAT_* bits of perf_event_attr.read_format."""
+
+    TOTAL_TIME_ENABLED, TOTAL_TIME_RUNNING, ID, GROUP, LOST = (1 << b for b in range(5))
+
+
+class Flag:
+    """perf_event_attr's bit fields, as bits of its ``flags`` word."""
+
+    DISABLED = 1 << 0
+    INHERIT = 1 << 1
+    EXCLUDE_USER = 1 << 4
+    EXCLUDE_KERNEL = 1 << 5
+    EXCLUDE_HV = 1 << 6
+    EXCLUDE_IDLE = 1 << 7
+    FREQ = 1 << 10
+    WATERMARK = 1 << 14
+    SAMPLE_ID_ALL = 1 << 18
+    EXCLUDE_CALLCHAIN_KERNEL = 1 << 21
+    EXCLUDE_CALLCHAIN_USER = 1 << 22
+    USE_CLOCKID = 1 << 25
+
+
+ATTR_DISABLED = Flag.DISABLED
 BPF_LINK_CREATE = 28
 BPF_PERF_EVENT = 41                          # enum bpf_attach_type
 
@@ -85,6 +132,51 @@ def open_tracepoint_event(tracepoint_id: int, *, cpu: int = 0) -> int:
     if fd < 0:
         raise _oserror("perf_event_open")
     return fd
+
+
+def open_event(attr: PerfEventAttr, pid: int, cpu: int, group_fd: int = -1) -> int:
+    """perf_event_open(attr, pid, cpu): the new fd (close-on-exec), or OSError."""
+    attr.size = ctypes.sizeof(PerfEventAttr)
+    fd = _libc.syscall(_NR_PERF_EVENT_OPEN, ctypes.byref(attr), pid, cpu, group_fd, PERF_FLAG_FD_CLOEXEC)
+    if fd < 0:
+        raise _oserror("perf_event_open")
+    return fd
+
+
+def _ioctl(fd: int, request: int, arg: int, what: str) -> None:
+    if _libc.ioctl(fd, request, arg) != 0:
+        raise _oserror(what)
+
+
+def enable(fd: int) -> None:
+    """Start counting and sampling (the event and the events inherited from it)."""
+    _ioctl(fd, PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")
+
+
+def disable(fd: int) -> None:
+    """Stop it: once this returns, nothing more is written to its ring."""
+    _ioctl(fd, PERF_EVENT_IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE")
+
+
+def set_output(fd: int, ring_fd: int) -> None:
+    """Send fd's samples to ring_fd's ring (same CPU; the kernel checks)."""
+    _ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, ring_fd, "PERF_EVENT_IOC_SET_OUTPUT")
+
+
+def set_bpf(perf_fd: int, prog_fd: int) -> None:
+    """Run a BPF_PROG_TYPE_PERF_EVENT program on each of the event's samples (0: dropped)."""
+    _ioctl(perf_fd, PERF_EVENT_IOC_SET_BPF, prog_fd, "PERF_EVENT_IOC_SET_BPF")
+
+
+def read_counts(fd: int, read_format: int) -> dict[str, int]:
+    """read(2) of a non-group event: {'value', ['time_enabled', 'time_running', 'id', 'lost']}."""
+    names = ["value"] + [name for bit, name in ((ReadFormat.TOTAL_TIME_ENABLED, "time_enabled"),
+                                                (ReadFormat.TOTAL_TIME_RUNNING, "time_running"),
+                                                (ReadFormat.ID, "id"), (ReadFormat.LOST, "lost"))
+                         if read_format & bit]
+    data = os.read(fd, 8 * len(names))
+    return {name: int.from_bytes(data[8 * i:8 * i + 8], "little") for i, name in enumerate(names)
+            if len(data) >= 8 * i + 8}
 
 
 def attach_bpf(prog_fd: int, perf_fd: int, cookie: int | None = None) -> int | None:

@@ -51,16 +51,11 @@ def _symbol_address(sel: ProfilerSelector, name: str, pids) -> int:
         if sym == name:
             return addr
     if pids:
-        from ebpfprof.bcc_loader import import_bcc
+        from ebpfprof.symbols.elf import process_symbol
 
-        bcc = import_bcc()
         for pid in pids:
-            try:
-                cache = bcc.SymbolCache(pid)
-                addr = cache.resolve_name(None, name.encode())
-            except Exception:
-                addr = -1
-            if addr is not None and addr > 0:
+            addr = process_symbol(pid, name)
+            if addr is not None:
                 return addr
         where = f"the kernel or process {pids[0]} ({_exe(pids[0])})"
     else:

@@ -36,6 +36,7 @@ unit: venv
 bench: setup
 	@$(VPY) bench/run.py
 	@$(VPY) bench/startstop.py
+	@$(VPY) bench/profilers.py
 
 # A 10-minute run at a high rate: exact accounting, flat RSS and fds (SOAK_SECONDS=60 for less).
 soak: setup

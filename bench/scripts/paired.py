@@ -42,10 +42,35 @@ def prebuilt_event():
     return _ring.make_event(cls, time.clock_gettime_ns(time.CLOCK_MONOTONIC), pid, pid, 1, raw)
 
 
+def prebuilt_page_fault():
+    """A page-faults PerfEvent (IP TID TIME ADDR CPU PERIOD), as the perf ring reader makes it."""
+    from ebpfprof.profilers import page_faults
+    from ebpfprof.run.events import sample_field_specs
+
+    samples = page_faults.plan(_NoSelector(), _NoConfig()).samples
+    cls = _ring.EventClass("page-faults", None, sample_field_specs(samples), None, sample=samples.layout)
+    pid, now = os.getpid(), time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    body = struct.pack("<QIIQQIIQ", 0x401000, pid, pid, now, 0x7F0000001000, 1, 0, 1)
+    return _ring.make_event(cls, now, pid, pid, 1, body)
+
+
+class _NoSelector:
+    """A bare `page-faults` selector, for building its sample layout outside a run."""
+    text = name = "page-faults"
+    options: tuple = ()
+    stack = False
+
+
+class _NoConfig:
+    call_graph = False
+    kernel_callchain = user_callchain = True
+
+
 class Pairing:
-    def __init__(self, handler, handled) -> None:
+    def __init__(self, handler, handled, make_event=prebuilt_event) -> None:
         self.handler = handler          # the script's handler
         self.handled = handled          # () -> how many times the handler has run
+        self.make_event = make_event    # () -> the PerfEvent the bare loops call it with
         self.event = None
         self.loop_calls = 0             # handler calls made by the loops, not by events
         self.loop_cpu_ns = 0
@@ -62,7 +87,7 @@ class Pairing:
         if self.mark is not None:
             self.windows.append((now - self.mark[0], events - self.mark[1]))
         if self.event is None:
-            self.event = prebuilt_event()
+            self.event = self.make_event()
             bare_loop(self.handler, self.event, self.calls)     # warm up
             self.loop_calls += self.calls
         calls = self.calls

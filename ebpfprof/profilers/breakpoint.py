@@ -60,17 +60,26 @@ def _symbol_address(sel: ProfilerSelector, name: str, pids) -> int:
         where = f"the kernel or process {pids[0]} ({_exe(pids[0])})"
     else:
         where = "the kernel (a variable of a program needs -p PID)"
-    raise SelectorError(f"{sel.text}: no symbol '{name}' in {where}",
-                        hint="give an address (0x601040), or check the name with: nm -D / nm PROGRAM")
+    hint = "give an address (0x601040), or check the name with: nm PROGRAM"
+    if not _kernel_lists_variables():
+        hint += "; this kernel's /proc/kallsyms lists functions only (CONFIG_KALLSYMS_ALL is not set)"
+    raise SelectorError(f"{sel.text}: no symbol '{name}' in {where}", hint=hint)
 
 
-def _kallsyms():
+def _kernel_lists_variables() -> bool:
+    """Whether kallsyms has data symbols (CONFIG_KALLSYMS_ALL): a few dozen section markers
+    are there either way."""
+    return sum(1 for _a, _s, kind in _kallsyms(kinds=True) if kind in "dDbB") > 1000
+
+
+def _kallsyms(kinds: bool = False):
+    """(address, name, module) of each kernel symbol; (address, name, type letter) with kinds."""
     try:
         with open("/proc/kallsyms") as f:
             for line in f:
                 parts = line.split()
                 if len(parts) >= 3:
-                    yield int(parts[0], 16), parts[2], parts[3] if len(parts) > 3 else ""
+                    yield int(parts[0], 16), parts[2], parts[1] if kinds else (parts[3] if len(parts) > 3 else "")
     except OSError:
         return
 

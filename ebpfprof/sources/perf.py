@@ -155,7 +155,10 @@ class PerfSource(Source):
         if e.errno == errno.ENOENT or e.errno == errno.EOPNOTSUPP:
             return KernelError(what, hint="this kernel or machine has no such event (no PMU in a VM?)")
         if e.errno == errno.EINVAL and event.bp_len:
-            return KernelError(what, hint="the CPU refused this breakpoint (address, length or type)")
+            if event.bp_addr >= 1 << 63 and event.bp_type == perf_abi.HW_BREAKPOINT_X:
+                return KernelError(what, hint="this kernel refuses execution breakpoints on its own text; "
+                                   "watch data (:w, :rw), or trace the function with a tracepoint")
+            return KernelError(what, hint="the kernel refused this breakpoint (address, length or type)")
         return KernelError(what)
 
     # -- the run -----------------------------------------------------------------------------

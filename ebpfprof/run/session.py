@@ -111,6 +111,19 @@ def _install_hooks(sources: list[Source]) -> None:
     _ring.set_realtime_offset(real - mono)
 
 
+def _preload_symbols(config: RunConfig) -> None:
+    """Read the -p/-t processes' mappings while they run: their samples and stacks are
+    decoded later, maybe after they exit (then /proc/PID/maps is gone)."""
+    from ebpfprof.symbols import default_resolver
+
+    tasks = {_tgid(t) or t for t in (config.tids or ())} | set(config.pids or ())
+    for pid in sorted(tasks):
+        try:
+            default_resolver().user.preload(pid)
+        except Exception:        # BCC's cache for a process that just exited: frames say Unknown
+            pass
+
+
 def run_python(config: RunConfig) -> int:
     """`ebpfprof python`: returns the exit status."""
     from ebpfprof.bcc_loader import headers_warning, import_bcc
@@ -142,6 +155,7 @@ def run_python(config: RunConfig) -> int:
         return 0
     sources = sources_for(specs, config)
     _install_hooks(sources)
+    _preload_symbols(config)
     # In the order the selectors were resolved: a record names its class by that index
     classes = event_classes([spec.event for spec in specs], module, callbacks)
     unhandled = [c.name for c in classes if c.handler is None]

@@ -3,7 +3,7 @@ events opened with perf_event_open(2), read through their mmap rings by the C re
 
 Per profiler selector and CPU there is one ring: the first event opened on that CPU owns it,
 the others (more breakpoints; more threads with -p/-t) send their samples to it
-(PERF_EVENT_IOC_SET_OUTPUT). Events are opened disabled and enabled by ``start()``; with -p they
+(PERF_EVENT_IOC_SET_OUTPUT, once the reader has mapped it: the kernel refuses it before). Events are opened disabled and enabled by ``start()``; with -p they
 are inherited by the threads and children the processes create later.
 
 Losses: the kernel writes a PERF_RECORD_LOST into a ring once there is room again, so losses at
@@ -65,6 +65,7 @@ class PerfSource(Source):
         super().__init__(config, specs)
         self._fds: list[int] = []
         self._rings: list[_Ring] = []
+        self._redirect: list[tuple[int, int]] = []     # (event fd, fd of the ring it writes to)
         self._filters: list = []
         self._reader = None
         self._stopped = False
@@ -107,7 +108,9 @@ class PerfSource(Source):
                 if fd is None:
                     continue
                 if cpu in ring_of_cpu:
-                    perf_abi.set_output(fd, ring_of_cpu[cpu])
+                    # redirected once the owner's ring is mapped (add_rings): before that
+                    # the kernel has no ring to send it to, and refuses
+                    self._redirect.append((fd, ring_of_cpu[cpu]))
                 else:
                     ring_of_cpu[cpu] = fd
                     self._rings.append(_Ring(fd, pages, spec.index, cpu, plan.samples.layout))
@@ -167,6 +170,12 @@ class PerfSource(Source):
         for ring in self._rings:
             ring.index = reader.add_perf_ring(ring.fd, ring.pages, _ring.PERF_RING_SAMPLES, ring.cls,
                                               ring.cpu, ring.layout)
+        for fd, ring_fd in self._redirect:
+            try:
+                perf_abi.set_output(fd, ring_fd)
+            except OSError as e:
+                raise KernelError(f"cannot send a perf event's samples to its CPU's ring: {e.strerror}",
+                                  hint="this is a bug in ebpfprof; please report it with the -e text") from None
 
     @property
     def wait_fds(self) -> list[int]:
@@ -216,6 +225,7 @@ class PerfSource(Source):
             except OSError:
                 pass
         self._rings = []
+        self._redirect = []
         filters, self._filters = self._filters, []
         for prog in filters:
             prog.close()

@@ -5,6 +5,7 @@ A frame is ``{'addr': int, 'symbol': str, 'offset': int, 'kernel': bool, 'dso': 
 """
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 
 from ebpfprof.symbols.kernel import KernelSymbols
@@ -27,6 +28,7 @@ class CallchainResolver:
     def __init__(self) -> None:
         self._kernel: KernelSymbols | None = None
         self._user: UserSymbols | None = None
+        self._warned = False
 
     @property
     def kernel(self) -> KernelSymbols:
@@ -45,9 +47,16 @@ class CallchainResolver:
         the kernel's half of the address space)."""
         if addr >= KERNEL_SPACE_START:
             return self.kernel.resolve(addr)
+        return self._user_frame(pid, addr)
+
+    def _user_frame(self, pid: int, addr: int) -> tuple[str, int, str]:
         try:
             return self.user.resolve(pid, addr)
-        except Exception:
+        except Exception as e:       # BCC failing for one process must not fail the handler
+            if not self._warned:
+                self._warned = True
+                sys.stderr.write(f"ebpfprof: cannot read the symbols of process {pid}: "
+                                 f"{type(e).__name__}: {e} (its frames show as Unknown)\n")
             return "Unknown", 0, "[unknown]"
 
     def __call__(self, event_class, pid: int, frames: tuple[int, ...]) -> list[dict]:
@@ -63,10 +72,7 @@ class CallchainResolver:
             if kernel:
                 symbol, offset, dso = self.kernel.resolve(addr)
             else:
-                try:
-                    symbol, offset, dso = self.user.resolve(pid, addr)
-                except Exception:
-                    symbol, offset, dso = "Unknown", 0, "[unknown]"
+                symbol, offset, dso = self._user_frame(pid, addr)
             out.append({"addr": addr, "symbol": symbol, "offset": offset, "kernel": kernel, "dso": dso})
         return out
 

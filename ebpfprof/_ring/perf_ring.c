@@ -69,13 +69,18 @@ int perf_ring_open(PerfRing *r, int fd, size_t data_pages)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     r->map_len = page * (1 + data_pages);
-    r->meta = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    /* populated now: reading a first-touched ring page would be a page fault of ours, which a
+     * system-wide page-faults run would record */
+    r->meta = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (r->meta == MAP_FAILED) {
         r->meta = NULL;
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
     struct perf_event_mmap_page *m = r->meta;
+    /* and the first write to data_tail (a write fault on a shared page) made now, not while
+     * recording */
+    __atomic_store_n(&m->data_tail, __atomic_load_n(&m->data_tail, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
     /* data_offset and data_size are the kernel's since Linux 4.1; 0 before that */
     size_t off = m->data_offset ? (size_t)m->data_offset : page;
     size_t size = m->data_size ? (size_t)m->data_size : page * data_pages;

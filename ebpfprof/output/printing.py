@@ -128,7 +128,7 @@ class EventPrinter:
         if sample is not None:
             # A profiler's line, as perf-prof prints it: no irq/preempt column (perf samples have none)
             return (f"{head}{self._comms[event._tid]:>16} {event._tid:6d} [{event._cpu:03d}] "
-                    f"{t // 1_000_000_000}.{t // 1000 % 1_000_000:06d}: {event._event}: {sample.render(event)}")
+                    f"{t // 1_000_000_000}.{t // 1000 % 1_000_000:06d}: {sample.print_name or event._event}: {sample.render(event)}")
         flags = "...."
         if fmt is not None and "common_flags" in event:
             # Events collected by BPF carry a header it filled itself (header_known False).

@@ -97,6 +97,9 @@ class SampleEvents:
     render: Callable[[object], str]
     # help's comment on each field, beyond its meaning (e.g. what -g adds)
     notes: tuple[str, ...] = ()
+    # print()'s name before "name: " when the selector has no alias (perf-prof's "page-fault"),
+    # else the event's _event
+    print_name: str | None = None
 
     @property
     def layout(self) -> tuple[int, int, int, int, bool]:

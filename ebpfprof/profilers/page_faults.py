@@ -33,6 +33,7 @@ def plan(sel: ProfilerSelector, config) -> ProfilerPlan:
         where = symbolized(ev._pid, ev.ip)
         return f"addr {ev.addr:016x} ip {ev.ip:016x}" + (f" {where}" if where else "")
 
-    samples = SampleEvents(sample_type, 0, regs, 0, sample_fields(sample_type), render)
+    samples = SampleEvents(sample_type, 0, regs, 0, sample_fields(sample_type), render,
+                           print_name=None if sel.alias else "page-fault")    # perf-prof's line
     note = "every page fault" + (f", {chain_note}" if chain_note else "")
     return ProfilerPlan((event,), samples, values["budget"], values["mmap_pages"], note)

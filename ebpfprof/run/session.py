@@ -174,6 +174,9 @@ def run_python(config: RunConfig) -> int:
         reason = dispatcher.run()
         if config.verbose >= 1:
             log(f"stopping: {reason}; {session.reader.delivered} events delivered, {session.reader.lost} lost")
+            for source in session.sources:
+                for note in source.stop_notes():
+                    log(note)
     sys.stdout.flush()
     call_callback(callbacks.exit)
     sys.stdout.flush()

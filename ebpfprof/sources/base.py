@@ -68,6 +68,10 @@ class Source(ABC):
         """The name this source saw given to thread ``tid`` during the run (for print()), if any."""
         return None
 
+    def stop_notes(self) -> list[str]:
+        """Said with -v when the run stops (e.g. how often the kernel throttled sampling)."""
+        return []
+
     @abstractmethod
     def describe(self) -> str:
         """What it attached, for -v."""

@@ -120,8 +120,7 @@ class PerfSource(Source):
                 targets = [t for p in self.config.pids for t in _threads(p)] + list(self.config.tids or ())
         if not ring_of_cpu:
             raise UsageError(f"{spec.selector.text}: the -p/-t tasks exited before their events could be opened")
-        kinds = ", ".join(ev.label for ev in plan.events)
-        self._opened.append(f"{spec.event.event_name} ({kinds}) on {len(cpus)} CPU(s)"
+        self._opened.append(f"{spec.event.event_name} ({plan.title_note}) on {len(cpus)} CPU(s)"
                             + (f", {len(set(t for _, t, _ in opened))} thread(s)" if targets != [-1] else ""))
 
     def _load_filter(self, spec):
@@ -213,6 +212,17 @@ class PerfSource(Source):
         if self._reader is None:
             return 0
         return sum(self._reader.perf_ring_stats(r.index)["throttled"] for r in self._rings if r.index >= 0)
+
+    def stop_notes(self) -> list[str]:
+        throttled: dict[int, int] = {}
+        if self._reader is not None:
+            for r in self._rings:
+                if r.index >= 0:
+                    throttled[r.cls] = throttled.get(r.cls, 0) + self._reader.perf_ring_stats(r.index)["throttled"]
+        names = {spec.index: spec.event.event_name for spec in self.specs}
+        return [f"{names.get(cls, cls)}: the kernel throttled its sampling {n} time(s) (too many samples "
+                f"per second: see kernel.perf_event_max_sample_rate; lower -F)"
+                for cls, n in sorted(throttled.items()) if n]
 
     def describe(self) -> str:
         return "perf events: " + "; ".join(self._opened)

@@ -257,3 +257,59 @@ def test_session_releases_every_fd_and_mapping(raise_inside):
         assert raise_inside
     assert kernel_fds_of() == before
     assert _perf_mappings() == maps_before
+
+
+PAGES_SCRIPT = '''
+n = total = 0
+def __init__():
+    print("INIT", flush=True)
+def page_faults(event):
+    global n, total
+    total += 1
+    n += START <= event.addr < END
+    if RAISE and total == 3:
+        raise ValueError("handler failed")
+def __exit__():
+    print("EXIT", n, total, flush=True)
+'''
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "-N", "end of input", "handler raises"])
+def test_every_exit_runs_exit_and_counts(tmp_path, how):
+    """However a profiler run stops, __exit__ runs once with what was delivered, the exit is
+    clean, and delivered + lost is the program's exact fault count (or the -N budget)."""
+    import signal
+
+    pages = 400
+    prog = Prog("faults", "-p", str(pages))
+    start, end = int(prog.ready[2], 16), int(prog.ready[3], 16)
+    script = (PAGES_SCRIPT.replace("RAISE", str(how == "handler raises"))
+              .replace("START", str(start)).replace("END", str(end)))
+    extra = ["-N", "50"] if how == "-N" else []
+    tracer = Tracer(["-e", "page-faults", "-p", str(prog.pid), *extra,
+                     str(write_script(tmp_path, script))])
+    try:
+        tracer.wait_attached()
+        prog.go()
+        if how in ("SIGINT", "SIGTERM"):
+            time.sleep(0.3)
+            tracer.signal(getattr(signal, how))
+        else:
+            prog.finish()
+        rc = tracer.wait(timeout=60)
+    finally:
+        if prog.proc.poll() is None:
+            prog.proc.kill()
+    assert rc == 0, tracer.stderr
+    m = re.search(r"^EXIT (\d+) (\d+)$", tracer.stdout, re.M)
+    assert m and "INIT" in tracer.stdout, tracer.stdout + tracer.stderr
+    inside, total = int(m.group(1)), int(m.group(2))
+    assert lost(tracer) == 0, tracer.stderr
+    if how == "-N":
+        assert total == 50, tracer.stderr
+    else:
+        assert inside == pages, tracer.stderr      # the faults were made before the signal
+    if how == "handler raises":
+        assert tracer.stderr.count("ValueError: handler failed") == 1, tracer.stderr
+    else:
+        assert "Traceback" not in tracer.stderr, tracer.stderr

@@ -1,74 +1,170 @@
-"""Names to addresses in a running process's executable: ELF symbol tables (functions and
-variables; BCC's symbol cache finds functions only) and the executable's load bias.
+"""ELF files: their symbol tables (functions and variables; BCC's symbol cache finds functions
+only), their loadable segments, and where a file's addresses land in a running process.
 
-Only ELF64 little-endian (x86-64, arm64): other files answer None.
+Used for names to addresses: a breakpoint on a variable of the -p process, a uprobe on a
+function of a binary (uprobes take a file offset, so a symbol's address is mapped back
+through the segment that holds it).
+
+Only ELF64 little-endian (x86-64, arm64): other files are refused with NotElf.
 """
 from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
+from functools import lru_cache
 
-__all__ = ["symbol_value", "load_bias", "process_symbol"]
+__all__ = ["ElfFile", "ElfSymbol", "NotElf", "elf_file", "symbol_value", "load_bias", "process_symbol"]
 
 _SHT_SYMTAB, _SHT_DYNSYM = 2, 11
-_ET_DYN = 3
+_ET_EXEC, _ET_DYN = 2, 3
 _PT_LOAD = 1
+_PF_X = 1
+STT_OBJECT, STT_FUNC, STT_GNU_IFUNC = 1, 2, 10
 
 
-def _header(data: bytes):
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+class NotElf(ValueError):
+    """The file is not an ELF64 little-endian object."""
+
+
+@dataclass(frozen=True)
+class ElfSymbol:
+    name: str
+    value: int           # st_value: the address in the file's own address space
+    size: int
+    type: int            # STT_*
+
+    @property
+    def is_function(self) -> bool:
+        return self.type in (STT_FUNC, STT_GNU_IFUNC)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    vaddr: int
+    offset: int
+    filesz: int
+    executable: bool
+
+
+class ElfFile:
+    """One ELF file read once: ``symbols`` by name (.symtab first, then .dynsym), PT_LOAD
+    segments, and whether it is position independent (ET_DYN)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with open(path, "rb") as f:
+            data = f.read()
+        if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+            raise NotElf(f"{path} is not an ELF64 little-endian file")
+        (e_type, _machine, _version, _entry, e_phoff, e_shoff, _flags, _ehsize, e_phentsize,
+         e_phnum, e_shentsize, e_shnum, _shstrndx) = struct.unpack_from("<HHIQQQIHHHHHH", data, 16)
+        self.type = e_type
+        self.segments = tuple(self._segments(data, e_phoff, e_phentsize, e_phnum))
+        self.symbols = self._symbols(data, e_shoff, e_shentsize, e_shnum)
+
+    @property
+    def position_independent(self) -> bool:
+        return self.type == _ET_DYN
+
+    @staticmethod
+    def _segments(data: bytes, phoff: int, phentsize: int, phnum: int):
+        for i in range(phnum):
+            p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, _memsz, _align = \
+                struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize)
+            if p_type == _PT_LOAD:
+                yield _Segment(p_vaddr, p_offset, p_filesz, bool(p_flags & _PF_X))
+
+    @staticmethod
+    def _symbols(data: bytes, shoff: int, shentsize: int, shnum: int) -> dict[str, ElfSymbol]:
+        if not shoff:
+            return {}
+        sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+        found: dict[str, ElfSymbol] = {}
+        # .symtab is the fuller table; .dynsym fills in what a stripped file still exports
+        for want in (_SHT_SYMTAB, _SHT_DYNSYM):
+            for sh in sections:
+                sh_type, sh_offset, sh_size, sh_link, sh_entsize = sh[1], sh[4], sh[5], sh[6], sh[9]
+                if sh_type != want or not sh_entsize or sh_link >= len(sections):
+                    continue
+                strtab = sections[sh_link][4]
+                for off in range(sh_offset, sh_offset + sh_size, sh_entsize):
+                    st_name, info, _other, st_shndx, st_value, st_size = struct.unpack_from("<IBBHQQ", data, off)
+                    if st_shndx == 0 or not st_value or not st_name:
+                        continue
+                    end = data.index(b"\0", strtab + st_name)
+                    name = data[strtab + st_name:end].decode(errors="replace")
+                    name = name.split("@", 1)[0]        # versioned dynsym names: memcpy@@GLIBC_2.14
+                    if name not in found:
+                        found[name] = ElfSymbol(name, st_value, st_size, info & 0xF)
+        return found
+
+    def symbol(self, name: str) -> ElfSymbol | None:
+        return self.symbols.get(name)
+
+    def function_names(self) -> list[str]:
+        return [s.name for s in self.symbols.values() if s.is_function]
+
+    def file_offset(self, vaddr: int) -> int | None:
+        """The file offset of address ``vaddr`` (what a uprobe takes), if a segment holds it."""
+        for seg in self.segments:
+            if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
+                return vaddr - seg.vaddr + seg.offset
         return None
-    (e_type, _machine, _version, _entry, e_phoff, e_shoff, _flags, _ehsize, e_phentsize, e_phnum,
-     e_shentsize, e_shnum, _shstrndx) = struct.unpack_from("<HHIQQQIHHHHHH", data, 16)
-    return e_type, e_phoff, e_phentsize, e_phnum, e_shoff, e_shentsize, e_shnum
+
+    def address_of_offset(self, offset: int) -> int | None:
+        """The address of file offset ``offset``, if it is inside an executable segment."""
+        for seg in self.segments:
+            if seg.executable and seg.offset <= offset < seg.offset + seg.filesz:
+                return offset - seg.offset + seg.vaddr
+        return None
+
+    def function_at(self, vaddr: int) -> ElfSymbol | None:
+        """The function whose [value, value+size) holds ``vaddr``."""
+        for s in self.symbols.values():
+            if s.is_function and s.value <= vaddr < s.value + max(1, s.size):
+                return s
+        return None
+
+    def first_load_vaddr(self) -> int:
+        return min((s.vaddr for s in self.segments), default=0)
+
+
+@lru_cache(maxsize=32)
+def _cached(path: str, mtime_ns: int, size: int) -> ElfFile:
+    return ElfFile(path)
+
+
+def elf_file(path: str) -> ElfFile:
+    """``ElfFile(path)``, cached while the file is unchanged. OSError, NotElf."""
+    st = os.stat(path)
+    return _cached(os.path.realpath(path), st.st_mtime_ns, st.st_size)
 
 
 def symbol_value(path: str, name: str) -> int | None:
     """st_value of a defined symbol ``name`` in the file's .symtab or .dynsym."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
+        sym = elf_file(path).symbol(name)
+    except (OSError, NotElf):
         return None
-    head = _header(data)
-    if head is None:
-        return None
-    _type, _phoff, _phentsize, _phnum, shoff, shentsize, shnum = head
-    want = name.encode()
-    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
-    for sh in sections:
-        sh_type, sh_offset, sh_size, sh_link, sh_entsize = sh[1], sh[4], sh[5], sh[6], sh[9]
-        if sh_type not in (_SHT_SYMTAB, _SHT_DYNSYM) or not sh_entsize:
-            continue
-        strtab = sections[sh_link][4]
-        for off in range(sh_offset, sh_offset + sh_size, sh_entsize):
-            st_name, _info, _other, st_shndx, st_value, _size = struct.unpack_from("<IBBHQQ", data, off)
-            if st_shndx == 0 or not st_value:
-                continue
-            end = data.index(b"\0", strtab + st_name)
-            if data[strtab + st_name:end] == want:
-                return st_value
-    return None
+    return sym.value if sym else None
 
 
 def load_bias(pid: int, path: str) -> int:
     """What to add to the file's addresses for process ``pid``: 0 for a fixed-address
     executable, else where its first segment is mapped minus that segment's address."""
-    with open(path, "rb") as f:
-        data = f.read(1 << 16)
-    head = _header(data)
-    if head is None or head[0] != _ET_DYN:
+    try:
+        elf = elf_file(path)
+    except NotElf:
         return 0
-    _type, phoff, phentsize, phnum = head[:4]
-    first_vaddr = min((struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize)[3]
-                       for i in range(phnum)
-                       if struct.unpack_from("<I", data, phoff + i * phentsize)[0] == _PT_LOAD), default=0)
+    if not elf.position_independent:
+        return 0
     real = os.path.realpath(path)
     with open(f"/proc/{pid}/maps") as maps:
         for line in maps:
             parts = line.split()
             if len(parts) >= 6 and parts[5] == real and int(parts[2], 16) == 0:
-                return int(parts[0].split("-")[0], 16) - (first_vaddr & ~0xFFF)
+                return int(parts[0].split("-")[0], 16) - (elf.first_load_vaddr() & ~0xFFF)
     return 0
 
 

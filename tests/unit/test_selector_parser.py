@@ -380,7 +380,7 @@ def test_uprobe_unquoted_absolute_path_is_rejected():
 
 
 def test_kprobe_without_function():
-    assert error_of("kprobe:").message == ("-e 'kprobe:': expected a function name after 'kprobe:', "
+    assert error_of("kprobe:").message == ("-e 'kprobe:': expected a function name or FUNC+OFFSET after 'kprobe:', "
                                            "got the end at column 8")
 
 
@@ -397,3 +397,47 @@ def test_errors_are_usage_errors_with_exit_2():
     assert e.exit_code == 2
     assert e.format().startswith("ebpfprof: error: ")
     assert e.format().count("ebpfprof: error:") == 1
+
+
+# -- uprobe forms (#11): perf-prof's two, bpftrace's order, offsets and addresses --------------
+
+@pytest.mark.parametrize("text, kind, func, offset, address, file, filt", [
+    ('uprobe:malloc@"libc"', "uprobe", "malloc", 0, None, "libc", None),
+    ('uprobe:"malloc@/lib/libc.so.6"/arg1>0/', "uprobe", "malloc", 0, None, "/lib/libc.so.6", "arg1>0"),
+    ("uprobe:/bin/bash:readline", "uprobe", "readline", 0, None, "/bin/bash", None),
+    ('uretprobe:"/bin/bash":readline//stack/', "uretprobe", "readline", 0, None, "/bin/bash", None),
+    ("uprobe:libc:malloc+0x10", "uprobe", "malloc", 16, None, "libc", None),
+    ("uprobe:bash:readline+4/arg1>1/", "uprobe", "readline", 4, None, "bash", "arg1>1"),
+    ('uprobe:0x4f2a0@"/bin/bash"', "uprobe", "", 0, 0x4f2a0, "/bin/bash", None),
+    ("uretprobe:/usr/bin/x:0X10", "uretprobe", "", 0, 0x10, "/usr/bin/x", None),
+    ("uprobe:_ZN3foo3barEv@libfoo", "uprobe", "_ZN3foo3barEv", 0, None, "libfoo", None),
+    ("kprobe:do_sys_openat2+0x8", "kprobe", "do_sys_openat2", 8, None, None, None),
+])
+def test_probe_places(text, kind, func, offset, address, file, filt):
+    s = one(text)
+    assert (s.kind, s.function, s.offset, s.address, s.file, s.filter) == (kind, func, offset, address, file, filt)
+    # spans point at what they name
+    written = text[s.function_span.start:s.function_span.end]
+    if func:
+        assert written.split("+")[0] == func and int(written.split("+")[1], 0) == offset if offset else written == func
+    else:
+        assert int(written, 16) == address
+    if file:
+        assert text[s.file_span.start:s.file_span.end] == file
+
+
+def test_bpftrace_path_then_another_selector():
+    u, t = parse_selectors("uprobe:/bin/bash:readline/comm==\"bash\"/,sched:sched_switch")
+    assert (u.file, u.function, u.filter, t.text) == ("/bin/bash", "readline", 'comm=="bash"', "sched:sched_switch")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("uprobe:/bin/bash", "a path after 'uprobe:' needs ':FUNC' after it"),
+    ('uprobe:"abc"', "uprobe needs a function and a file"),
+    ("uprobe:mal-loc@x", "expected a function name, FUNC+OFFSET or 0xADDRESS after 'uprobe:', got '-' at column 11"),
+    ("kprobe:0x10", "kprobe takes a function name, not an address at column 8"),
+    ("uprobe:libc:", "expected a function name, FUNC+OFFSET or 0xADDRESS after 'uprobe:', got the end"),
+    ('uprobe:"malloc@"', "empty file name in 'uprobe:'"),
+])
+def test_probe_place_errors(text, message):
+    assert message in error_of(text).message

@@ -77,12 +77,31 @@ class TracepointSelector(Selector):
 
 @dataclass(frozen=True)
 class ProbeSelector(Selector):
-    """``kprobe:func``, ``kretprobe:func``, ``uprobe:func@"file"``, ``uretprobe:func@"file"``."""
+    """``kprobe:func``, ``kretprobe:func+0x10``, ``uprobe:func@"file"``, ``uprobe:"func@file"``,
+    ``uprobe:file:func``, ``uretprobe:libc:malloc``, ``uprobe:/bin/bash:0x4f2a0``.
+
+    The place is ``function`` (+ ``offset``), or ``address`` alone (a uprobe's ``0xADDR``: an
+    address of the file, as ``nm`` and ``objdump -d`` print them)."""
 
     kind: str = "kprobe"
     function: str = ""
     file: str | None = None
     filter: str | None = None
+    offset: int = 0                       # FUNC+OFF
+    address: int | None = None            # 0xADDR
+    function_span: Span | None = None     # where FUNC (or 0xADDR) is written
+    file_span: Span | None = None         # where FILE is written
+
+    @property
+    def is_return(self) -> bool:
+        return self.kind.endswith("retprobe")
+
+    @property
+    def place(self) -> str:
+        """FUNC, FUNC+0xOFF or 0xADDR, as written back in messages."""
+        if self.address is not None:
+            return f"0x{self.address:x}"
+        return self.function + (f"+0x{self.offset:x}" if self.offset else "")
 
 
 @dataclass(frozen=True)

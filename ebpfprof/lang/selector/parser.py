@@ -4,8 +4,12 @@ Grammar (recursive descent, one function per rule)::
 
     selectors  := selector ( ',' selector )*
     selector   := probe | tracepoint | profiler
-    probe      := ( 'kprobe' | 'kretprobe' ) ':' FUNC [ section ]
-                | ( 'uprobe' | 'uretprobe' ) ':' FUNC '@' FILE [ section ]
+    probe      := ( 'kprobe' | 'kretprobe' ) ':' FUNC [ '+' OFF ] [ section ]
+                | ( 'uprobe' | 'uretprobe' ) ':' UPLACE [ section ]
+    UPLACE     := PLACE '@' FILE | '"' PLACE '@' chars '"'       perf-prof's two forms
+                | FILE ':' PLACE                                 bpftrace's order; an
+                                                                 unquoted path ends at ':'
+    PLACE      := FUNC [ '+' OFF ] | '0x' HEX                    OFF: decimal or 0x hex
     tracepoint := SYS ':' NAME [ section ]               SYS, NAME may hold * ? [..]
     profiler   := PROFILER [ '/' OPTIONS ( '/' ATTR )* '/' ]   e.g. profile/-F 997 -g/
                                                          OPTIONS: the profiler's argv (shell-like
@@ -46,6 +50,11 @@ KNOWN_ATTRS: dict[str, bool] = {
 
 _SYS_NAME_RE = re.compile(r"[A-Za-z0-9_.*?\[\]!^-]+")
 _FUNC_RE = re.compile(r"[A-Za-z0-9_.$*?]+")
+# FUNC[+OFF] or 0xADDR, whole
+_PLACE_RE = re.compile(r"(?:0[xX](?P<addr>[0-9a-fA-F]+)|(?P<func>[A-Za-z_.$][A-Za-z0-9_.$*?]*)"
+                       r"(?:\+(?P<off>0[xX][0-9a-fA-F]+|\d+))?)")
+# a uprobe's FILE or PLACE written bare: up to '@', ':', '/', ',' or the end
+_BARE_RE = re.compile(r'[^@:/,"]+')
 _PROFILER_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 _ALIAS_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*")
 
@@ -112,39 +121,112 @@ class _Parser:
                                   attrs=attrs, system=system, name=name,
                                   filter=first if first and first.strip() else None)
 
-    # -- probe := KIND ':' FUNC ['@' FILE] [section] -------------------------------------------
+    # -- probe := KIND ':' PLACE ... [section] --------------------------------------------------
     def probe(self, start: int, kind: str) -> ProbeSelector:
         self.pos += len(kind)
         self.expect(":")
-        func = self.word(_FUNC_RE, f"a function name after '{kind}:'")
-        file = None
         if kind.startswith("u"):
-            if self.peek() != "@":
-                raise self.error(f"{kind} needs a file: {kind}:{func}@\"/path/to/binary\"", self.pos)
-            self.pos += 1
-            file = self.file()
-        elif self.peek() == "@":
-            raise self.error(f"{kind} takes no '@file' (kernel functions only)", self.pos)
+            place, file, file_span = self.uprobe_place(kind)
+        else:
+            head_end = self._scan_head_end()
+            at = self.text.find("@", self.pos, head_end)
+            place = self.place(self.pos, at if at >= 0 else head_end, kind)
+            if self.peek() == "@":
+                raise self.error(f"{kind} takes no '@file' (kernel functions only)", self.pos)
+            if place[2] is not None:
+                raise self.error(f"{kind} takes a function name, not an address", place[3].start,
+                                 place[3].end, hint=f"{kind}:FUNC or {kind}:FUNC+0xOFF")
+            file, file_span = None, None
+        func, offset, address, func_span = place
         first, _, attrs = self.section(start)
         return ProbeSelector(text=self.text[start:self.pos], span=Span(start, self.pos), attrs=attrs,
                              kind=kind, function=func, file=file,
-                             filter=first if first and first.strip() else None)
+                             filter=first if first and first.strip() else None,
+                             offset=offset, address=address, function_span=func_span, file_span=file_span)
 
-    def file(self) -> str:
+    def place(self, begin: int, end: int, kind: str) -> tuple[str, int, int | None, Span]:
+        """FUNC[+OFF] or 0xADDR written in text[begin:end] (moves past it)."""
+        m = _PLACE_RE.match(self.text, begin, end)
+        if not m or m.end() != end:
+            bad = m.end() if m and m.end() > begin else begin
+            got = repr(self.text[bad]) if bad < len(self.text) else "the end"
+            what = "a function name or FUNC+OFFSET" if kind.startswith("k") else \
+                "a function name, FUNC+OFFSET or 0xADDRESS"
+            raise self.error(f"expected {what} after '{kind}:', got {got}",
+                             bad, hint=f"e.g. {kind}:malloc, {kind}:malloc+0x10"
+                                       + ("" if kind.startswith("k") else ', uprobe:0x4f2a0@"/bin/bash"'))
+        self.pos = end
+        span = Span(begin, end)
+        if m.group("addr") is not None:
+            return "", 0, int(m.group("addr"), 16), span
+        off = m.group("off")
+        return m.group("func"), int(off, 0) if off else 0, None, span
+
+    def uprobe_place(self, kind: str):
+        """The three uprobe forms; returns (place, file, file span)."""
+        example = f'{kind}:FUNC@"/path/to/binary", {kind}:"FUNC@/path/to/binary" or {kind}:/path/to/binary:FUNC'
+        if self.peek() == '"':
+            q = self.pos
+            end = self.text.find('"', q + 1)
+            if end < 0:
+                raise self.error("unterminated '\"'", q)
+            inner = self.text[q + 1:end]
+            if self.text[end + 1:end + 2] == ":":             # "FILE":PLACE
+                file, file_span = self._file_text(q + 1, end, kind)
+                self.pos = end + 2
+                place = self.place(self.pos, self._scan_head_end(), kind)
+                return place, file, file_span
+            if "@" in inner:                                  # "PLACE@FILE"
+                at = q + 1 + inner.index("@")
+                place = self.place(q + 1, at, kind)
+                file, file_span = self._file_text(at + 1, end, kind)
+                self.pos = end + 1
+                return place, file, file_span
+            raise self.error(f"{kind} needs a function and a file: {example}", q, end + 1)
+        if self.peek() == "/":                               # /PATH:PLACE (an unquoted path)
+            colon = self.text.find(":", self.pos)
+            stop = self.text.find(",", self.pos)
+            if colon < 0 or 0 <= stop < colon:
+                raise self.error(f"a path after '{kind}:' needs ':FUNC' after it: {example}", self.pos)
+            file, file_span = self._file_text(self.pos, colon, kind)
+            self.pos = colon + 1
+            return self.place(self.pos, self._scan_head_end(), kind), file, file_span
+        m = _BARE_RE.match(self.text, self.pos)
+        if not m:
+            got = repr(self.peek()) if self.peek() else "the end"
+            raise self.error(f"expected a function and a file after '{kind}:', got {got}", self.pos,
+                             hint=example)
+        after = self.text[m.end():m.end() + 1]
+        if after == "@":                                     # PLACE@FILE
+            place = self.place(self.pos, m.end(), kind)
+            self.pos += 1
+            return (place, *self.file())
+        if after == ":":                                     # FILE:PLACE (a name: libc, bash)
+            file, file_span = self._file_text(self.pos, m.end(), kind)
+            self.pos = m.end() + 1
+            return self.place(self.pos, self._scan_head_end(), kind), file, file_span
+        raise self.error(f"{kind} needs a file: {kind}:{m.group(0)}@\"/path/to/binary\"", m.end(),
+                         hint=f"or {kind}:libc:{m.group(0)} for a library, {kind}:bash:{m.group(0)} for a program on PATH")
+
+    def _file_text(self, begin: int, end: int, kind: str) -> tuple[str, Span]:
+        if begin >= end:
+            raise self.error(f"empty file name in '{kind}:'", begin)
+        return self.text[begin:end], Span(begin, end)
+
+    def file(self) -> tuple[str, Span]:
+        """FILE after '@': quoted, or bare up to '/' or ','."""
         if self.peek() == '"':
             end = self.text.find('"', self.pos + 1)
             if end < 0:
                 raise self.error("unterminated '\"' in file name", self.pos)
-            path = self.text[self.pos + 1:end]
-            self.pos = end + 1
+            begin, self.pos = self.pos + 1, end + 1
         else:
-            end = self._scan_head_end()
-            path = self.text[self.pos:end]
-            self.pos = end
-        if not path:
+            begin = self.pos
+            end = self.pos = self._scan_head_end()
+        if begin >= end:
             raise self.error("empty file name after '@'", self.pos,
                              hint='quote the file, since a path holds \'/\': uprobe:func@"/path/to/binary"')
-        return path
+        return self.text[begin:end], Span(begin, end)
 
     # -- profiler := NAME [section] -------------------------------------------------------------
     def profiler(self, start: int) -> ProfilerSelector:

@@ -17,5 +17,9 @@ def resolve_probe(sel: ProbeSelector, config: RunConfig, online: tuple[int, ...]
             raise KernelError(f"{sel.text}: {reason}",
                               hint="use a tracepoint instead (ls /sys/kernel/tracing/events), "
                                    "or boot a kernel built with CONFIG_KPROBES=y")
+    if sel.file is not None:          # its mistakes first: a bad file or symbol says so now
+        from ebpfprof.resolve.uprobe_place import uprobe_place
+
+        uprobe_place(sel, config.pids[0] if config.pids else None)
     raise SelectorError(f"{sel.text}: {sel.kind} selectors are not supported yet",
                         hint="use tracepoints for now, e.g. -e syscalls:sys_enter_openat")

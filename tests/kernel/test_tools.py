@@ -125,3 +125,68 @@ def test_wakeup_latency():
     assert "ebpfprof-pong" in rows, out
     wakeups, p50, p99, worst = rows["ebpfprof-pong"]
     assert int(wakeups) >= 1000 and 0 <= float(p50) <= float(p99) <= float(worst), out
+
+
+# -- profiler sources ---------------------------------------------------------------------------
+# tests/testprogs programs with the -w handshake ("ready PID ...", go, "done ...", exit), as
+# Workload drives tests/testprogs/workload.
+
+def test_flamegraph(tmp_path):
+    """-p BUSY spinning 1.5 s in busy_loop: the folded file's heaviest stack ends in busy_loop,
+    under main, named busy, and holds most of 1.5 s of 997 Hz samples."""
+    from runner import build_testprog
+
+    wl = Workload(build_testprog("busy"), "-s", "1.5")
+    out_file = tmp_path / "out.folded"
+    try:
+        tracer = run_tool("flamegraph.py", options=("-p", str(wl.pid)), args=(str(out_file),))
+        wl.go()
+        wl.finish()
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        wl.kill()
+    assert re.search(rf"^{re.escape(str(out_file))}: \d+ stacks, \d+ samples$", output(tracer), re.M), tracer.stdout
+    rows = [line.rsplit(" ", 1) for line in out_file.read_text().splitlines()]
+    stack, n = max(rows, key=lambda r: int(r[1]))
+    assert stack.startswith("busy;") and stack.endswith(";main;busy_loop"), rows[:5]
+    assert int(n) >= 0.7 * 1.5 * 997, rows
+
+
+def test_faults_by_mapping():
+    """-p FAULTS touching 2000 fresh pages of one anonymous mapping: its row has exactly 2000."""
+    from runner import build_testprog
+
+    wl = Workload(build_testprog("faults"), "-p", "2000")
+    try:
+        tracer = run_tool("faults_by_mapping.py", options=("-p", str(wl.pid)))
+        wl.go()
+        wl.finish()
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        wl.kill()
+    out = output(tracer)
+    whole = out[out.index("whole run:"):].splitlines()
+    rows = [l.split() for l in whole[2:]]
+    assert any(r[:3] == ["faults", str(wl.pid), "2,000"] and r[3] == "[anon" for r in rows), out
+
+
+def test_cpu_slices():
+    """BUSY spinning 1.5 s: its row's switch time and in-slice samples agree with 1.5 s, and its
+    hottest function is busy_loop."""
+    from runner import build_testprog
+
+    tracer = run_tool("cpu_slices.py")
+    wl = Workload(build_testprog("busy"), "-s", "1.5")
+    try:
+        wl.go()
+        wl.finish()
+        time.sleep(0.2)
+    finally:
+        wl.kill()
+        out = stop(tracer)
+    rows = {l.split()[0]: l.split()[1:] for l in out.splitlines()[1:-1] if l.strip()}
+    assert "busy" in rows, out
+    slices, oncpu_ms, _mean, samples, sampled_ms, function, _pct = rows["busy"]
+    assert 1400 <= float(oncpu_ms) <= 2000, out
+    assert int(samples) >= 0.7 * 1.5 * 997 and abs(float(sampled_ms) - float(oncpu_ms)) < 0.2 * float(oncpu_ms), out
+    assert function == "busy_loop", out

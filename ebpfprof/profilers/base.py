@@ -30,7 +30,7 @@ _MEMBERS: tuple[tuple[int, tuple[str, ...], str, str], ...] = (
     (Sample.STREAM_ID, ("stream_id",), "int", "the id of the event it was inherited from"),
     (Sample.CPU, ("cpu",), "int", "CPU"),
     (Sample.PERIOD, ("period",), "int", "events (or ns of cpu-clock) this sample stands for"),
-    (Sample.READ, ("read",), "dict", "counter values: {'value', 'time_enabled', 'time_running', 'id', 'lost'}"),
+    (Sample.READ, ("read",), "dict", "counter values (keys from read_format: read_keys)"),
     (Sample.CALLCHAIN, ("callchain",), "list", "frames {'addr','symbol','offset','kernel','dso'}, innermost first"),
     (Sample.RAW, ("raw",), "bytes", "raw data of the event"),
     (Sample.BRANCH_STACK, ("branch_stack",), "bytes", "branch records {from, to, flags} as u64s"),
@@ -74,10 +74,25 @@ class SampleField:
     meaning: str
 
 
-def sample_fields(sample_type: int) -> tuple[SampleField, ...]:
+def read_keys(read_format: int) -> str:
+    """The keys of a sample's ``read`` dict for ``read_format``, as help and the docs show them."""
+    from ebpfprof.kernel.perf_abi import ReadFormat
+
+    times = [name for bit, name in ((ReadFormat.TOTAL_TIME_ENABLED, "'time_enabled'"),
+                                    (ReadFormat.TOTAL_TIME_RUNNING, "'time_running'")) if read_format & bit]
+    per = ["'value'"] + [name for bit, name in ((ReadFormat.ID, "'id'"), (ReadFormat.LOST, "'lost'"))
+                         if read_format & bit]
+    if read_format & ReadFormat.GROUP:
+        return "{" + ", ".join(["'nr'", *times, "'cntr': [{" + ", ".join(per) + "}, ...]"]) + "}"
+    return "{" + ", ".join(per[:1] + times + per[1:]) + "}"
+
+
+def sample_fields(sample_type: int, read_format: int = 0) -> tuple[SampleField, ...]:
     """The fields a sample of ``sample_type`` has, in the kernel's order."""
     out: list[SampleField] = []
     for bit, names, ptype, meaning in _MEMBERS:
+        if bit == Sample.READ:
+            meaning = f"counter values: {read_keys(read_format)}"
         if sample_type & bit and not any(f.name == names[0] for f in out):
             for i, name in enumerate(names):
                 out.append(SampleField(name, bit.bit_length() - 1, 4 * i, ptype, meaning))

@@ -49,7 +49,7 @@ def plan(sel: ProfilerSelector, config) -> ProfilerPlan:
     def render(ev) -> str:
         return f"{ev.period} {label}"
 
-    samples = SampleEvents(sample_type, READ_FORMAT, 0, 0, sample_fields(sample_type), render)
+    samples = SampleEvents(sample_type, READ_FORMAT, 0, 0, sample_fields(sample_type, READ_FORMAT), render)
     note = (f"{label} at {hz} Hz" + (" — no hardware PMU here, so no cycles" if label == "cpu-clock" else "")
             + (f", {chain_note}" if chain_note else ""))
     return ProfilerPlan((event,), samples, values["budget"], values["mmap_pages"], note)

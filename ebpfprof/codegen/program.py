@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ebpfprof.codegen.c import CCode, CIdent, c_comment, ident, snippet, snippet_text
+from ebpfprof.codegen.probe import ProbeProgram, ProbeTarget, probe_function
 from ebpfprof.kernel.event_format import EventFormat, FieldKind
 from ebpfprof.lang.filter import CompiledFilter
 from ebpfprof.lang.idlist import format_id_list
@@ -64,9 +65,10 @@ class TaskFilter:
 class Attachment:
     """One function to attach to one tracepoint; a shared function reads ``cookie``."""
 
-    tracepoint: str                  # "sys:name"
+    tracepoint: str                  # "sys:name" (a probe: what it probes, for messages)
     function: str
     cookie: int | None = None        # None: attached without one
+    probe: ProbeTarget | None = None  # a probe's function: attached through the probe PMU
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ SHARE_MIN = 8
 def _share_key(prog: TracepointProgram):
     """Programs with the same key (a selector's tracepoints) can share a function; None: this
     one cannot (a filter or the scratch path depend on one tracepoint's layout)."""
-    if prog.filter is not None or prog.needs_scratch:
+    if isinstance(prog, ProbeProgram) or prog.filter is not None or prog.needs_scratch:
         return None
     return (prog.label, prog.cpus)
 
@@ -170,7 +172,7 @@ def _dynamic_size(fmt: EventFormat) -> str:
     return "".join(parts).rstrip("\n")
 
 
-def _task_check(want_cpu: str, task: TaskFilter) -> str:
+def _task_check(want_cpu: str, task: TaskFilter, done: str = "EP_DONE") -> str:
     """The first lines of a program: leave early for tasks and CPUs the run does not watch."""
     conds = []
     if task.tgids is not None or task.tids is not None:
@@ -179,7 +181,7 @@ def _task_check(want_cpu: str, task: TaskFilter) -> str:
         conds.append(f"!{want_cpu}(bpf_get_smp_processor_id())")
     if not conds:
         return "\t/* every task, every CPU */"
-    return f"\tif ({' || '.join(conds)})\n\t\treturn EP_DONE;"
+    return f"\tif ({' || '.join(conds)})\n\t\treturn {done};"
 
 
 def _direct_copy(size: int) -> str:
@@ -272,6 +274,8 @@ def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
     ]
     body = ["\n".join(defines), snippet_text("ep_sample.h").rstrip("\n"),
             snippet_text("prelude.h").rstrip("\n")]
+    if any(isinstance(p, ProbeProgram) for p in programs):
+        body.append(snippet_text("probe_prelude.h").rstrip("\n"))
     if decls:
         body.append("\n".join(decls))
     body.append("\n".join(task_defs))
@@ -296,6 +300,10 @@ def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
             if not isinstance(prog.filter.c_code, CCode):
                 raise TypeError("a filter's C must come from the filter compiler")
             body.append(prog.filter.c_code.text.rstrip("\n"))
+        if isinstance(prog, ProbeProgram):
+            body.append(probe_function(prog, want_cpu, _task_check(want_cpu, task, "EP_PROBE_DONE")).rstrip("\n"))
+            attach.append(Attachment(prog.target.describe(), prog.fn_name, probe=prog.target))
+            continue
         body.append(_program_function(prog, want_cpu, task).rstrip("\n"))
         attach.append(Attachment(f"{prog.fmt.system}:{prog.fmt.name}", prog.fn_name))
     silent = []

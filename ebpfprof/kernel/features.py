@@ -120,3 +120,30 @@ def max_sample_rate() -> int | None:
             return int(f.read())
     except (OSError, ValueError):
         return None
+
+
+@lru_cache(maxsize=2)
+def probe_pmu(kind: str) -> tuple[int, int | None]:
+    """(perf type, retprobe bit of config) of the kernel's ``uprobe`` or ``kprobe`` PMU;
+    KernelError naming what is missing if this kernel has none."""
+    from ebpfprof.errors import KernelError
+
+    base = f"/sys/bus/event_source/devices/{kind}"
+    try:
+        with open(f"{base}/type") as f:
+            pmu_type = int(f.read())
+    except (OSError, ValueError):
+        if kind == "kprobe" and kprobes_supported():
+            raise KernelError(kprobes_supported(), hint="use a tracepoint instead (ls /sys/kernel/tracing/events), "
+                              "or a kernel built with CONFIG_KPROBES=y") from None
+        raise KernelError(f"this kernel has no {kind} PMU ({base} is missing: Linux 4.17+ with "
+                          f"CONFIG_{kind.upper()}_EVENTS)") from None
+    bit = None
+    try:
+        with open(f"{base}/format/retprobe") as f:
+            text = f.read().strip()          # "config:0"
+        if text.startswith("config:"):
+            bit = int(text.split(":")[1].split("-")[0])
+    except (OSError, ValueError):
+        pass
+    return pmu_type, bit

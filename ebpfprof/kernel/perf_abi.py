@@ -261,3 +261,18 @@ def raise_nofile_limit(total: int) -> int:
             pass
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return soft
+
+
+def open_probe_event(pmu_type: int, *, retprobe_bit: int | None, target: str, offset: int,
+                     pid: int = -1, cpu: int = 0) -> int:
+    """A uprobe or kprobe made by the kernel's probe PMU (perf_event_open(2): no tracefs
+    *_events entry, gone when the fd closes, even if ebpfprof is killed). ``target`` is the
+    file (uprobe, ``offset`` into it) or kernel function (kprobe, ``offset`` into it);
+    ``retprobe_bit`` is the PMU's format/retprobe bit of ``config`` for a return probe.
+    Disabled, counting: attach a BPF program to it. ``pid`` -1 (every process) needs a CPU;
+    a pid is probed in that process alone (the kernel installs the breakpoint in its memory)."""
+    name = ctypes.create_string_buffer(os.fsencode(target))
+    attr = PerfEventAttr(type=pmu_type, config=(1 << retprobe_bit) if retprobe_bit is not None else 0,
+                         config1=ctypes.addressof(name), config2=offset, flags=ATTR_DISABLED,
+                         sample_period=1)
+    return open_event(attr, pid, cpu if pid == -1 else -1)

@@ -10,6 +10,7 @@ from typing import ClassVar
 from ebpfprof.codegen.program import DEFAULT_MAX_STACK, TracepointProgram
 from ebpfprof.kernel import tracefs
 from ebpfprof.kernel.event_format import EventFormat
+from ebpfprof.errors import SelectorError
 from ebpfprof.lang.filter import CompiledFilter, FilterError, compile_filter
 from ebpfprof.lang.selector.ast import TracepointSelector
 from ebpfprof.lang.selector.parser import KNOWN_ATTRS
@@ -48,6 +49,9 @@ def _compile_filter(sel: TracepointSelector, fmt: EventFormat, index: int) -> Co
 def resolve_tracepoint(sel: TracepointSelector, config: RunConfig, online: tuple[int, ...],
                        first_index: int) -> list[ResolvedTracepoint]:
     """Every tracepoint ``sel`` names; their class indexes start at ``first_index``."""
+    if sel.attr("str") is not None:
+        raise SelectorError(f"{sel.text}: str= is for probes (it reads a function's argument as a "
+                            "C string); a tracepoint's string fields are strings already")
     cpus = cpus_for(sel, config, online)
     stack = sel.stack or config.call_graph
     out = []

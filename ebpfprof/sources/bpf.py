@@ -113,7 +113,10 @@ class LoadedProgram:
         try:
             self._fill_maps()
             for attachment in self.generated.attach:
-                self._attach(attachment.tracepoint, attachment.function, attachment.cookie)
+                if attachment.probe is not None:
+                    self._attach_probe(attachment.probe, attachment.function)
+                else:
+                    self._attach(attachment.tracepoint, attachment.function, attachment.cookie)
         except BaseException:
             self.close()
             raise
@@ -124,21 +127,57 @@ class LoadedProgram:
             for i in ids:
                 table[ctypes.c_uint32(i)] = ctypes.c_uint8(1)
 
+    def _load(self, fn_name: str, prog_type: int, what: str):
+        try:
+            with _captured_stderr() as log:
+                return self._bpf.load_func(fn_name.encode(), prog_type)
+        except Exception:
+            text = log[0] if log else ""
+            path = _save_log("verifier", text, self.generated.text)
+            raise KernelError(f"the kernel's verifier rejected the program for {what}: "
+                              f"{_last_meaningful_line(text)}",
+                              hint=f"the verifier log and program are in {path}") from None
+
+    def _attach_probe(self, target, fn_name: str) -> None:
+        """A probe's function on its own perf event(s) of the probe PMU: one for every process
+        with -p (the kernel then probes those alone), else one for all."""
+        from ebpfprof.kernel.features import probe_pmu
+
+        bcc = import_bcc()
+        fn = self._load(fn_name, bcc.BPF.KPROBE, target.describe())
+        pmu_type, ret_bit = probe_pmu(target.pmu)
+        if target.retprobe and ret_bit is None:
+            raise KernelError(f"cannot attach {target.describe()}: this kernel's {target.pmu} PMU "
+                              "has no return probes (no format/retprobe)")
+        what = target.path if target.pmu == "uprobe" else target.function
+        pids = list(target.pids) if target.pids else [-1]
+        attached = 0
+        for pid in pids:
+            try:
+                perf_fd = perf_abi.open_probe_event(pmu_type, retprobe_bit=ret_bit if target.retprobe else None,
+                                                    target=what, offset=target.offset, pid=pid)
+            except OSError as e:
+                if e.errno == errno.ESRCH and pid != -1:
+                    continue                   # that process is gone: the others still count
+                raise KernelError(f"cannot attach {target.describe()}: {e.strerror}",
+                                  hint=_probe_hint(e, target)) from None
+            self._perf_fds.append(perf_fd)
+            try:
+                link_fd = perf_abi.attach_bpf(fn.fd, perf_fd)
+            except OSError as e:
+                raise KernelError(f"cannot attach {target.describe()}: {e.strerror}") from None
+            if link_fd is not None:
+                self._link_fds.append(link_fd)
+            attached += 1
+        if not attached:
+            raise UsageError(f"{target.describe()}: the -p processes exited before it could be attached")
+
     def _attach(self, tracepoint: str, fn_name: str, cookie: int | None) -> None:
         # Not BPF.attach_tracepoint(): it opens a sampling perf event that costs every event
         # its sample once programs return 1 (sources/perf_abi.py says why), and keeps one fd
         # per tracepoint name, so a second function on one tracepoint (alias=) would orphan
         # the first one's. We open our own and keep every fd.
-        bcc = import_bcc()
-        try:
-            with _captured_stderr() as log:
-                fn = self._bpf.load_func(fn_name.encode(), bcc.BPF.TRACEPOINT)
-        except Exception:
-            text = log[0] if log else ""
-            path = _save_log("verifier", text, self.generated.text)
-            raise KernelError(f"the kernel's verifier rejected the program for {tracepoint}: "
-                              f"{_last_meaningful_line(text)}",
-                              hint=f"the verifier log and program are in {path}") from None
+        fn = self._load(fn_name, import_bcc().BPF.TRACEPOINT, tracepoint)
         system, name = tracepoint.split(":", 1)
         try:
             perf_fd = perf_abi.open_tracepoint_event(tracefs.read_format(system, name).id)
@@ -237,6 +276,18 @@ def _make_room_for_fds(functions: int) -> None:
                          f"may open {soft}", hint=f"raise the limit first: ulimit -n {needed + in_use}")
 
 
+def _probe_hint(e: OSError, target) -> str:
+    if e.errno == errno.ENOENT:
+        return "the file or function is gone (deleted or replaced since it was resolved?)"
+    if e.errno == errno.EINVAL:
+        return ("the kernel refused the place: a uprobe must be on an instruction's first byte, "
+                "in an executable mapping" if target.pmu == "uprobe" else
+                "the kernel cannot probe that function (inlined, notrace or blacklisted?)")
+    if e.errno in (errno.EPERM, errno.EACCES):
+        return "run as root (or with CAP_PERFMON and CAP_BPF)"
+    return _attach_hint(e)
+
+
 def _attach_hint(e: OSError) -> str:
     if e.errno == errno.EMFILE:
         return (f"too many open files: each tracepoint takes {_FDS_PER_FUNCTION} fds; "
@@ -321,9 +372,17 @@ class BpfSource(Source):
         return self.program.task_comm(tid) if self.program is not None else None
 
     def describe(self) -> str:
-        names = [s.event.event_id for s in self.specs]
-        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-        return f"{len(names)} tracepoint(s): {shown}"
+        from ebpfprof.codegen.probe import ProbeProgram
+
+        parts = []
+        probes = [s for s in self.specs if isinstance(s.program, ProbeProgram)]
+        tracepoints = [s.event.event_id for s in self.specs if not isinstance(s.program, ProbeProgram)]
+        if tracepoints:
+            shown = ", ".join(tracepoints[:8]) + (", ..." if len(tracepoints) > 8 else "")
+            parts.append(f"{len(tracepoints)} tracepoint(s): {shown}")
+        if probes:
+            parts.append(f"{len(probes)} probe(s): " + ", ".join(s.event.title for s in probes))
+        return "; ".join(parts)
 
     def close(self) -> None:
         if self.program is not None:

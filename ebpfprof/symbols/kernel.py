@@ -42,5 +42,12 @@ class KernelSymbols:
         module = self._modules[i]
         return self._names[i], addr - self._addrs[i], f"[{module}]" if module else KERNEL_DSO
 
+    def address_of(self, name: str) -> int | None:
+        """The address of text symbol ``name`` (the first, if several share the name)."""
+        for addr, sym in zip(self._addrs, self._names):
+            if sym == name:
+                return addr
+        return None
+
     def all_symbols(self):
         return zip(self._addrs, self._names, self._modules)

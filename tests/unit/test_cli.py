@@ -275,7 +275,7 @@ def test_help_with_a_bad_selector(capsys, fake_tracefs):
         "ebpfprof: error: -e 'sched:sched_wakeup//stak/': unknown ATTR 'stak' at column 21",
         "    sched:sched_wakeup//stak/",
         "                        ^~~~",
-        "hint: did you mean 'stack'? known ATTRs: stack, max-stack, alias, cpus",
+        "hint: did you mean 'stack'? known ATTRs: stack, max-stack, alias, cpus, str",
     ]
 
 

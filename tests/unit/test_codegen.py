@@ -18,6 +18,8 @@ from ebpfprof.codegen.program import (
     generate_program,
 )
 from ebpfprof.codegen.c import CIdent, c_comment, emitted
+from ebpfprof.codegen.probe import ProbeFill, ProbeProgram, ProbeTarget
+from ebpfprof.resolve.probe_format import probe_format, probe_registers
 from ebpfprof.lang.filter import CompiledFilter
 from ebpfprof.kernel.event_format import parse_format
 
@@ -56,6 +58,24 @@ def comms() -> CommTracker:
                        fixture_format("task_task_rename"))
 
 
+X86_REGS = {"di": 112, "si": 104, "dx": 96, "cx": 88, "r8": 72, "r9": 64, "ax": 80, "ip": 128}
+
+
+def probe(kind: str, name: str, target: ProbeTarget, index: int = 0, strings=(), **kw) -> ProbeProgram:
+    """A probe as resolve/probe.py builds it, with x86-64's pt_regs offsets (BTF's, fixed here)."""
+    fmt, plans = probe_format(kind, name, probe_registers("x86_64"), func_address=0x1139, strings=strings)
+    fills = tuple(ProbeFill(p.name, X86_REGS[p.source[4:]], note=f"{p.name}: {p.source[4:]}")
+                  if p.source.startswith("reg:") else ProbeFill(p.name, None, int(p.source[6:]),
+                                                                 note=f"{p.name}: the function's address")
+                  for p in plans)
+    return ProbeProgram(index=index, fmt=fmt, label=kw.pop("label", f"{kind}:{name}"), target=target,
+                        fills=fills, strings=strings, **kw)
+
+
+UPROBE = ProbeTarget("uprobe", False, path="/usr/bin/probed", offset=0x1139, pids=(42,))
+URETPROBE = ProbeTarget("uprobe", True, path="/usr/bin/probed", offset=0x1139)
+KPROBE = ProbeTarget("kprobe", False, function="do_sys_openat2")
+
 CASES = {
     "fixed_size": lambda: generate([prog("sched_sched_wakeup")]),
     "data_loc": lambda: generate([prog("sched_sched_process_exec")]),
@@ -79,6 +99,13 @@ CASES = {
         prog("irq_irq_handler_entry", 1, kernel_stack=True, max_stack=8),
     ]),
     "comm_tracker": lambda: generate([prog("sched_sched_wakeup")], comms=comms()),
+    "uprobe_args_string_stack": lambda: generate([
+        probe("uprobe", "probed_name", UPROBE, strings=(1,), user_stack=True, max_stack=32,
+              label='uprobe:probed_name@"/usr/bin/probed"//str=1/stack/')], TaskFilter(tgids=(42,))),
+    "uretprobe_with_tracepoint": lambda: generate([
+        prog("sched_sched_wakeup", 0),
+        probe("uretprobe", "probed_add", URETPROBE, index=1)]),
+    "kprobe": lambda: generate([probe("kprobe", "do_sys_openat2", KPROBE, kernel_stack=True)]),
 }
 
 

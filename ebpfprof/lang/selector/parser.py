@@ -46,6 +46,7 @@ KNOWN_ATTRS: dict[str, bool] = {
     "max-stack": True,
     "alias": True,
     "cpus": True,
+    "str": True,        # probes: the arguments to read as C strings (str=1,2)
 }
 
 _SYS_NAME_RE = re.compile(r"[A-Za-z0-9_.*?\[\]!^-]+")

@@ -1,0 +1,34 @@
+/* selector ${index}: ${comment} */
+int ${fn}(struct pt_regs *ctx)
+{
+	struct ep_cpu_state *st;
+	struct ep_scratch *sc;
+	u32 zero = 0, nr_frames, total;
+	u64 *rec;
+
+	if (!ep_gate_open())
+		return EP_PROBE_DONE;
+${task_check}
+	st = ep_cpu_state.lookup(&zero);
+	sc = ep_scratch.lookup(&zero);
+	if (!st || !sc)
+		return EP_PROBE_DONE;
+	/*
+	 * The record is built in the scratch area, laid out as its format says (common header,
+	 * then u64 fields), so the filter reads it as it reads a tracepoint's record.
+	 */
+	rec = (u64 *)sc->raw;
+	ep_fill_common(sc->raw, 0, (u32)bpf_get_current_pid_tgid());
+${fill}
+${strings}
+	if (!${filter_fn}(sc->raw))
+		return EP_PROBE_DONE;
+	nr_frames = ep_copy_stack(sc, ctx, ${raw_padded}, ${kernel_stack}, ${user_stack}, ${max_stack});
+	ep_fill_header(&sc->s, st, ${index}, nr_frames, ${raw_size});
+	total = sizeof(sc->s) + ${raw_padded} + nr_frames * sizeof(u64);
+	/* The verifier needs a bound it can see; total is below EP_SCRATCH_SIZE already. */
+	total &= EP_SCRATCH_SIZE - 1;
+	if (ep_ring.ringbuf_output(sc, total, ep_wakeup_flags(st)) != 0)
+		st->lost += sc->s.lost + 1;     /* this record, and the losses it was to report */
+	return EP_PROBE_DONE;
+}

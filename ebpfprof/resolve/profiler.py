@@ -33,6 +33,7 @@ class ResolvedProfiler:
     cpus: tuple[int, ...] | None          # None: every online CPU
     filter_program: str | None = None     # generated BPF C of its --filter, if any
     max_stack: int = 127
+    filter_function: str | None = None    # the program's function to load
 
 
 def resolve_profiler(sel: ProfilerSelector, config: RunConfig, online: tuple[int, ...],
@@ -53,7 +54,8 @@ def resolve_profiler(sel: ProfilerSelector, config: RunConfig, online: tuple[int
     if sel.filter:
         from ebpfprof.codegen.sample_filter import compile_sample_filter, generate_sample_filter_program
 
-        compiled = compile_sample_filter(sel.filter, selector=sel.text, fn_name=f"ep_prof{first_index}_filter")
-        program = generate_sample_filter_program(compiled)
+        compiled = compile_sample_filter(sel.filter, selector=shown, fn_name=f"ep_prof{first_index}_filter")
+        program = generate_sample_filter_program(compiled, label=sel.text)
     return [ResolvedProfiler(sel, first_index, event, plan, cpus_for(sel, config, online), program,
-                             sel.max_stack or 127)]
+                             sel.max_stack or 127,
+                             f"ep_prof{first_index}_filter_sample" if program else None)]

@@ -128,7 +128,7 @@ class PerfSource(Source):
             return None
         from ebpfprof.sources.sample_filter import LoadedSampleFilter
 
-        prog = LoadedSampleFilter(spec.filter_program)
+        prog = LoadedSampleFilter(spec.filter_program, spec.filter_function, spec.selector.text)
         self._filters.append(prog)
         return prog
 
@@ -220,9 +220,13 @@ class PerfSource(Source):
                 if r.index >= 0:
                     throttled[r.cls] = throttled.get(r.cls, 0) + self._reader.perf_ring_stats(r.index)["throttled"]
         names = {spec.index: spec.event.event_name for spec in self.specs}
-        return [f"{names.get(cls, cls)}: the kernel throttled its sampling {n} time(s) (too many samples "
-                f"per second: see kernel.perf_event_max_sample_rate; lower -F)"
-                for cls, n in sorted(throttled.items()) if n]
+        notes = [f"{names.get(cls, cls)}: the kernel throttled its sampling {n} time(s) (too many samples "
+                 f"per second: see kernel.perf_event_max_sample_rate; lower -F)"
+                 for cls, n in sorted(throttled.items()) if n]
+        for prog in self._filters:
+            seen, kept = prog.counts()
+            notes.append(f"{prog.selector}: its --filter kept {kept} of {seen} samples in the kernel")
+        return notes
 
     def describe(self) -> str:
         return "perf events: " + "; ".join(self._opened)

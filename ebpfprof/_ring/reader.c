@@ -3,6 +3,7 @@
  * to delivery (deliver.c), then, with --order, delivers what the queues hold up to a horizon.
  */
 #include "ring.h"
+#include "sample.h"
 
 #include <structmember.h>
 
@@ -166,6 +167,8 @@ static PyObject *reader_add_perf_ring(ReaderObject *self, PyObject *args, PyObje
     r->cpu = cpu;
     r->spec = (SampleSpec){.sample_type = st, .read_format = rf, .regs_user_mask = ru,
                            .regs_intr_mask = ri, .branch_hw_index = hw_index};
+    if (kind == PERF_RING_SAMPLES && sample_spec_check(&r->spec) < 0)
+        return NULL;
     if (perf_ring_open(r, fd, (size_t)pages) < 0)
         return NULL;
     if (reader_add_ring(self, &ring) < 0) {

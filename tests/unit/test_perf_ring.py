@@ -482,9 +482,10 @@ def test_a_member_read_past_a_short_sample_reads_as_empty():
     # missing member reads as its empty value, as a truncated tracepoint field does.
     st = S.TID | S.RAW | S.AUX
     with sample_ring(st) as (reader, ring, events):
-        ring.write(record(PERF_RECORD_SAMPLE, struct.pack("<II", 1, 1) + struct.pack("<I", 100) + b"\0" * 4))
-        assert reader.drain() == 1
-        assert (events[0].pid, events[0].raw, events[0].aux) == (1, b"", b"")
+        ring.write(record(PERF_RECORD_SAMPLE, struct.pack("<II", 1, 1) + struct.pack("<I", 100) + b"\0" * 4),
+                   record(PERF_RECORD_SAMPLE, struct.pack("<II", 2, 2) + struct.pack("<I", 8) + b"abcd"))
+        assert reader.drain() == 2
+        assert [(e.pid, e.raw, e.aux) for e in events] == [(1, b"", b""), (2, b"", b"")]
 
 
 @pytest.mark.parametrize("st, rf, message", [
@@ -568,6 +569,19 @@ def test_a_drain_of_more_than_a_signal_check_stride_stores_the_final_tail():
         assert ring.tail == ring.head == 2500 * 40
         check_numbered(events[1234], 1234)
         assert reader.drain() == 0
+
+
+def test_a_long_drain_hands_space_back_as_it_goes():
+    # Every 1024 records the reader stores data_tail, so the kernel can write while a drain of a
+    # big ring is still in handlers.
+    st = numbered_class_st()
+    seen = []
+    cls = sample_class(st, handler=lambda e: seen.append(ring.tail))
+    with sample_ring(st, data_pages=32, classes=[cls]) as (reader, ring, _):
+        ring.write(*(numbered_sample(i) for i in range(2100)))
+        assert reader.drain() == 2100
+        assert (seen[1023], seen[1024], seen[2047], seen[2048]) == (0, 1024 * 40, 1024 * 40, 2048 * 40)
+        assert ring.tail == 2100 * 40
 
 
 def test_a_stopped_drain_leaves_the_rest_for_the_next():

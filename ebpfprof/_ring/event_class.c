@@ -3,6 +3,7 @@
  * (session.field_specs) before the run; the reader routes each record to one by index.
  */
 #include "ring.h"
+#include "sample.h"
 
 #include <structmember.h>
 
@@ -47,6 +48,8 @@ static int eventclass_init(EventClassObject *self, PyObject *args, PyObject *kwd
             return -1;
         spec = (SampleSpec){.sample_type = st, .read_format = rf, .regs_user_mask = ru,
                             .regs_intr_mask = ri, .branch_hw_index = hw};
+        if (sample_spec_check(&spec) < 0)
+            return -1;
     }
     if (reg_names != Py_None && !PyTuple_Check(reg_names)) {
         PyErr_SetString(PyExc_TypeError, "reg_names must be a tuple or None");

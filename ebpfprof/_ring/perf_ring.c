@@ -237,8 +237,15 @@ int perf_ring_drain(ReaderObject *self, int ring, PerfRing *r, enum deliver_mode
     while (tail < head && reader_wants_records(self, mode)) {
         u64 off = tail & mask;
         struct perf_event_header h;      /* records are 8-aligned: a header never wraps */
+        if (tail & 7) {
+            r->corrupt++;                /* data_tail is ours and never odd; if it were, a header could wrap */
+            tail = head;
+            break;
+        }
         memcpy(&h, r->data + off, sizeof(h));
-        if (h.size < sizeof(h) || (h.size & 7) || tail + h.size > head) {
+        /* A size larger than the ring would have linear_record() copy past its end. */
+        if (h.size < sizeof(h) || (h.size & 7) || h.size > r->data_size || tail + h.size > head) {
+            r->corrupt++;
             tail = head;                 /* a corrupt ring: skip what it holds, rather than loop */
             break;
         }
@@ -256,6 +263,8 @@ int perf_ring_drain(ReaderObject *self, int ring, PerfRing *r, enum deliver_mode
             if (r->kind == PERF_RING_SAMPLES ? sample_record(r, body, size, &rec) == 0
                                              : bpf_output_record(body, size, &rec) == 0)
                 rc = deliver_record(self, ring, &rec, mode);
+            else
+                r->corrupt++;            /* shorter than its members say: skipped, not misread */
             break;
         case PERF_RECORD_LOST:
             rc = lost_record(self, ring, r, body, size, mode);

@@ -3,6 +3,7 @@
  * to delivery (deliver.c), then, with --order, delivers what the queues hold up to a horizon.
  */
 #include "ring.h"
+#include "sample.h"
 
 #include <structmember.h>
 
@@ -166,6 +167,8 @@ static PyObject *reader_add_perf_ring(ReaderObject *self, PyObject *args, PyObje
     r->cpu = cpu;
     r->spec = (SampleSpec){.sample_type = st, .read_format = rf, .regs_user_mask = ru,
                            .regs_intr_mask = ri, .branch_hw_index = hw_index};
+    if (kind == PERF_RING_SAMPLES && sample_spec_check(&r->spec) < 0)
+        return NULL;
     if (perf_ring_open(r, fd, (size_t)pages) < 0)
         return NULL;
     if (reader_add_ring(self, &ring) < 0) {
@@ -175,7 +178,7 @@ static PyObject *reader_add_perf_ring(ReaderObject *self, PyObject *args, PyObje
     return PyLong_FromLong(self->nr_rings - 1);
 }
 
-/* perf_ring_stats(index) -> {'samples', 'lost_records', 'throttled', 'unthrottled'} */
+/* perf_ring_stats(index) -> {'samples', 'lost_records', 'throttled', 'unthrottled', 'corrupt'} */
 static PyObject *reader_perf_ring_stats(ReaderObject *self, PyObject *arg)
 {
     long i = PyLong_AsLong(arg);
@@ -186,8 +189,8 @@ static PyObject *reader_perf_ring_stats(ReaderObject *self, PyObject *arg)
         return NULL;
     }
     const PerfRing *r = &self->rings[i].u.perf;
-    return Py_BuildValue("{sLsLsLsL}", "samples", r->samples, "lost_records", r->lost_records,
-                         "throttled", r->throttled, "unthrottled", r->unthrottled);
+    return Py_BuildValue("{sLsLsLsLsL}", "samples", r->samples, "lost_records", r->lost_records,
+                         "throttled", r->throttled, "unthrottled", r->unthrottled, "corrupt", r->corrupt);
 }
 
 /*
@@ -320,7 +323,7 @@ static PyMethodDef reader_methods[] = {
     {"add_perf_ring", (PyCFunction)(void (*)(void))reader_add_perf_ring, METH_VARARGS | METH_KEYWORDS,
      "add_perf_ring(fd, data_pages, kind, cls=0, cpu=0, sample=(...)) -> index: read a perf event's mmap ring"},
     {"perf_ring_stats", (PyCFunction)reader_perf_ring_stats, METH_O,
-     "perf_ring_stats(index) -> dict: samples, lost_records, throttled, unthrottled of a perf ring"},
+     "perf_ring_stats(index) -> dict: samples, lost_records, throttled, unthrottled, corrupt of a perf ring"},
     {"drain", (PyCFunction)(void (*)(void))reader_drain, METH_VARARGS | METH_KEYWORDS,
      "drain(ordered=False, horizon=0, flush=False) -> records read"},
     {"stop", (PyCFunction)reader_stop, METH_NOARGS, "make drain() return at the next record"},

@@ -291,6 +291,8 @@ typedef struct {
     long long samples;
     long long lost_records;    /* what PERF_RECORD_LOST records said */
     long long throttled, unthrottled;
+    long long corrupt;         /* samples shorter than their members, and bad headers (the ring
+                                  is then skipped to data_head): the ring is not as perf writes it */
 } PerfRing;
 
 /*

@@ -102,6 +102,27 @@ static u32 member_size(const u8 *p, u32 avail, int bit, const SampleSpec *spec, 
     return 0;
 }
 
+int sample_spec_check(const SampleSpec *spec)
+{
+    u64 unknown = spec->sample_type & ~((1ULL << SAMPLE_BITS) - 1);
+    if (unknown) {
+        PyErr_Format(PyExc_ValueError, "perf sample_type 0x%llx has members the reader cannot lay out (0x%llx)",
+                     (unsigned long long)spec->sample_type, (unsigned long long)unknown);
+        return -1;
+    }
+    if ((spec->sample_type & PERF_SAMPLE_WEIGHT) && (spec->sample_type & PERF_SAMPLE_WEIGHT_STRUCT)) {
+        PyErr_SetString(PyExc_ValueError, "perf sample_type has both PERF_SAMPLE_WEIGHT and PERF_SAMPLE_WEIGHT_STRUCT");
+        return -1;
+    }
+    if (spec->read_format & ~(u64)(PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING
+                                   | PERF_FORMAT_ID | PERF_FORMAT_GROUP | PERF_FORMAT_LOST)) {
+        PyErr_Format(PyExc_ValueError, "perf read_format 0x%llx has bits the reader cannot lay out",
+                     (unsigned long long)spec->read_format);
+        return -1;
+    }
+    return 0;
+}
+
 int sample_walk(const u8 *body, u32 size, const SampleSpec *spec, int upto, SampleLayout *out)
 {
     for (int i = 0; i < SAMPLE_BITS; i++)
@@ -260,7 +281,12 @@ PyObject *decode_sample_member(PerfEventObject *ev, const FieldDesc *d)
         return get_callchain(ev);
     case 10:    /* RAW: the data, without its size word */
         return PyBytes_FromStringAndSize((const char *)p + 4, len - 4);
-    case 11:    /* BRANCH_STACK: the entries as the kernel wrote them */
+    case 11:    /* BRANCH_STACK: the {from, to, flags} entries as the kernel wrote them */
+        if (spec->branch_hw_index) {    /* hw_idx comes between nr and the entries */
+            u32 skip = len < 16 ? len : 16;
+            return PyBytes_FromStringAndSize((const char *)p + skip, len - skip);
+        }
+        return PyBytes_FromStringAndSize((const char *)p + 8, len - 8);
     case 13:    /* STACK_USER: the stack bytes (dyn_size of them were valid) */
     case 20:    /* AUX */
         if (bit == 13 && len > 8) {

@@ -44,6 +44,11 @@ static inline u32 read_value_size(u64 read_format)
     return n;
 }
 
+/* 0 if the reader can walk samples of spec; -1 with ValueError set if not: a sample_type or
+ * read_format bit it does not know (its member would shift every one after it), or WEIGHT with
+ * WEIGHT_STRUCT (one u64 in the kernel, which refuses the pair). */
+int sample_spec_check(const SampleSpec *spec);
+
 /* Walk body (size bytes) up to and including member bit `upto`: 0, or -1 if the body is
  * shorter than its members say (the sample is then skipped, not misread). */
 int sample_walk(const u8 *body, u32 size, const SampleSpec *spec, int upto, SampleLayout *out);

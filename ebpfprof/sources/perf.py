@@ -204,9 +204,11 @@ class PerfSource(Source):
                 counted += perf_abi.read_counts(fd, READ_FORMAT).get("lost", 0)
             except OSError:
                 pass
-        reported = sum(self._reader.perf_ring_stats(r.index)["lost_records"] for r in self._rings
-                       if r.index >= 0)
-        return max(0, counted - reported)
+        stats = [self._reader.perf_ring_stats(r.index) for r in self._rings if r.index >= 0]
+        reported = sum(s["lost_records"] for s in stats)
+        # records the reader could not decode (not as perf writes them) were made and not delivered
+        corrupt = sum(s.get("corrupt", 0) for s in stats)
+        return max(0, counted - reported) + corrupt
 
     def throttled(self) -> int:
         if self._reader is None:
@@ -223,6 +225,11 @@ class PerfSource(Source):
         notes = [f"{names.get(cls, cls)}: the kernel throttled its sampling {n} time(s) (too many samples "
                  f"per second: see kernel.perf_event_max_sample_rate; lower -F)"
                  for cls, n in sorted(throttled.items()) if n]
+        corrupt = sum(self._reader.perf_ring_stats(r.index).get("corrupt", 0) for r in self._rings
+                      if r.index >= 0) if self._reader is not None else 0
+        if corrupt:
+            notes.append(f"{corrupt} perf ring record(s) were not as perf writes them and were skipped "
+                         "(counted lost): please report it")
         for prog in self._filters:
             seen, kept = prog.counts()
             notes.append(f"{prog.selector}: its --filter kept {kept} of {seen} samples in the kernel")

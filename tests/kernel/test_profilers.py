@@ -313,3 +313,61 @@ def test_every_exit_runs_exit_and_counts(tmp_path, how):
         assert tracer.stderr.count("ValueError: handler failed") == 1, tracer.stderr
     else:
         assert "Traceback" not in tracer.stderr, tracer.stderr
+
+
+# -- sample filters in the kernel (--filter) ------------------------------------------------------
+
+def _filter_counts(tracer) -> tuple[int, int]:
+    m = re.search(r"its --filter kept (\d+) of (\d+) samples in the kernel", tracer.stderr)
+    assert m, tracer.stderr
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_sample_filter_drops_in_the_kernel(tmp_path):
+    """System-wide page faults, kept only inside the program's mapping: exactly its P faults
+    reach the ring (delivered == kept), and the kernel saw more than it kept."""
+    from bpfobjs import loaded_program_ids
+
+    pages = 2000
+    for _ in range(3):
+        before = loaded_program_ids()
+        prog = Prog("faults", "-p", str(pages))
+        start, end = int(prog.ready[2], 16), int(prog.ready[3], 16)
+        tracer = Tracer(["-e", f"page-faults/--filter addr >= {start} && addr < {end}/",
+                         str(write_script(tmp_path, RECORDER))])
+        try:
+            tracer.wait_attached()
+            prog.go()
+            prog.finish()
+            time.sleep(0.2)
+            tracer.signal()
+            assert tracer.wait(timeout=60) == 0, tracer.stderr
+        finally:
+            if prog.proc.poll() is None:
+                prog.proc.kill()
+        rows = json.loads(re.search(r"^ROWS (.*)$", tracer.stdout, re.M).group(1))
+        kept, seen = _filter_counts(tracer)
+        assert len(rows) == pages == kept and lost(tracer) == 0, tracer.stderr
+        assert all(start <= r["addr"] < end and r["pid"] == prog.pid for r in rows)
+        assert seen > kept          # the others (ebpfprof's own, at least) stopped in the kernel
+        assert not (loaded_program_ids() - before), "the filter program outlived the run"
+
+
+def test_sample_filter_on_comm(tmp_path):
+    prog = Prog("faults", "-p", "300")
+    rows, tracer = traced(prog, ["-e", 'page-faults/--filter comm == "faults"/'], RECORDER, tmp_path)
+    kept, seen = _filter_counts(tracer)
+    assert len(rows) == kept >= 300
+    assert {r["pid"] for r in rows} == {prog.pid}
+
+
+@pytest.mark.parametrize("selector, message", [
+    ("page-faults/--filter bogus > 1/", "page-faults --filter filter 'bogus > 1': unknown field 'bogus' at column 1"),
+    ("profile/-g --filter period >/", "unexpected end of filter at column"),
+    ('profile/--filter comm == 5/', "comm"),
+])
+def test_bad_sample_filter_is_one_line(tmp_path, selector, message):
+    r = run_ebpfprof("python", "-e", selector, str(write_script(tmp_path, "def __sample__(e): pass\n")))
+    assert r.returncode == 2, r.stderr
+    first = [l for l in r.stderr.splitlines() if l.startswith("ebpfprof: error:")][0]
+    assert message in first and "Traceback" not in r.stderr, r.stderr

@@ -18,7 +18,7 @@ ${task_check}
 	 * then u64 fields), so the filter reads it as it reads a tracepoint's record.
 	 */
 	rec = (u64 *)sc->raw;
-	ep_fill_common(sc->raw, 0, (u32)bpf_get_current_pid_tgid());
+	ep_fill_common(sc->raw, ${event_id}, (u32)bpf_get_current_pid_tgid());
 ${fill}
 ${strings}
 	if (!${filter_fn}(sc->raw))

@@ -98,6 +98,7 @@ def probe_function(prog: ProbeProgram, want_cpu: str, task_check: str) -> str:
     raw_size = prog.fmt.fixed_size
     return snippet("probe.c").substitute(
         index=prog.index,
+        event_id=prog.fmt.id & 0xFFFF,
         comment=c_comment(prog.label),
         fn=prog.fn_name,
         task_check=task_check,

@@ -12,6 +12,7 @@ the name (``profile: 1003009 cpu-clock``; see ``profilers/``).
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -70,6 +71,20 @@ class _Comms:
         self._cache: dict[int, str] = {}
         self._task_comm = task_comm
 
+    def remember_tasks_of(self, pid: int) -> None:
+        """Name the threads of a process now, while /proc has them: it may exit before its
+        events are printed, and the comm tracker saw it named only if that happened later."""
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    self._cache[int(tid)] = f.read().rstrip("\n")
+            except (OSError, ValueError):
+                pass
+
     def __getitem__(self, tid: int) -> str:
         if self._task_comm is not None and tid != 0:
             comm = self._task_comm(tid)
@@ -101,6 +116,9 @@ class EventPrinter:
         self._renderer = renderer
         self._out = out
         self._comms = _Comms(task_comm)
+
+    def remember_tasks_of(self, pid: int) -> None:
+        self._comms.remember_tasks_of(pid)
 
     def _render_fields(self, fmt: EventFormat | None, event) -> str:
         if fmt is None:

@@ -103,7 +103,8 @@ def resolve_probe(sel: ProbeSelector, config: RunConfig, online: tuple[int, ...]
         where = sel.place
     shown = sel.alias or sel.function or sel.place
     index = first_index
-    fmt, plans = probe_format(sel.kind, shown, regs, func_address=func_address, strings=strings)
+    fmt, plans = probe_format(sel.kind, shown, regs, func_address=func_address, strings=strings,
+                               index=index)
     fills = []
     for plan in plans:
         kind, _, what = plan.source.partition(":")

@@ -71,12 +71,17 @@ def _fields(kind: str, regs: ProbeRegisters, func_address: int) -> list[ProbeFie
               for i, reg in enumerate(regs.args))]
 
 
+# A probe has no tracefs id; print() (libtraceevent) finds a record's format by its
+# common_type, so each probe of a run gets one of its own, above the tracepoints' ids.
+PROBE_ID_BASE = 0xF000
+
+
 def probe_format(kind: str, name: str, regs: ProbeRegisters, *, func_address: int = 0,
-                 strings: tuple[int, ...] = ()) -> tuple[EventFormat, list[ProbeFieldPlan]]:
+                 strings: tuple[int, ...] = (), index: int = 0) -> tuple[EventFormat, list[ProbeFieldPlan]]:
     """The format of a ``kind`` probe named ``name`` (its FUNC or alias), and the plan of its
     u64 fields in record order. ``strings``: the 1-based arguments captured as C strings."""
     plans = _fields(kind, regs, func_address)
-    lines = [f"name: {name}", "ID: 0", "format:", _COMMON]
+    lines = [f"name: {name}", f"ID: {PROBE_ID_BASE + (index & 0xFFF)}", "format:", _COMMON]
     offset = 8
     for plan in plans:
         ctype = "unsigned long" if plan.name.startswith("__") else "u64"

@@ -94,7 +94,7 @@ def _warn(config: RunConfig) -> Callable[[str], None]:
     return log
 
 
-def _install_hooks(sources: list[Source]) -> None:
+def _install_hooks(sources: list[Source], config: RunConfig) -> None:
     from ebpfprof.symbols import default_resolver
 
     def task_comm(tid: int) -> str | None:
@@ -105,10 +105,18 @@ def _install_hooks(sources: list[Source]) -> None:
                 return comm
         return None
 
-    _ring.set_hooks(print_event=EventPrinter(task_comm=task_comm), resolve_callchain=default_resolver())
+    printer = EventPrinter(task_comm=task_comm)
+    for pid in _traced_processes(config):
+        printer.remember_tasks_of(pid)
+    _ring.set_hooks(print_event=printer, resolve_callchain=default_resolver())
     real = time.clock_gettime_ns(time.CLOCK_REALTIME)
     mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     _ring.set_realtime_offset(real - mono)
+
+
+def _traced_processes(config: RunConfig) -> list[int]:
+    """The processes of -p and -t, in order."""
+    return sorted({_tgid(t) or t for t in (config.tids or ())} | set(config.pids or ()))
 
 
 def _preload_symbols(config: RunConfig) -> None:
@@ -116,8 +124,7 @@ def _preload_symbols(config: RunConfig) -> None:
     decoded later, maybe after they exit (then /proc/PID/maps is gone)."""
     from ebpfprof.symbols import default_resolver
 
-    tasks = {_tgid(t) or t for t in (config.tids or ())} | set(config.pids or ())
-    for pid in sorted(tasks):
+    for pid in _traced_processes(config):
         try:
             default_resolver().user.preload(pid)
         except Exception:        # BCC's cache for a process that just exited: frames say Unknown
@@ -154,7 +161,7 @@ def run_python(config: RunConfig) -> int:
     if run_signals.stop_requested:      # stopped while starting: nothing ran yet
         return 0
     sources = sources_for(specs, config)
-    _install_hooks(sources)
+    _install_hooks(sources, config)
     _preload_symbols(config)
     # In the order the selectors were resolved: a record names its class by that index
     classes = event_classes([spec.event for spec in specs], module, callbacks)

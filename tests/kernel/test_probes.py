@@ -234,3 +234,25 @@ def __exit__():
     tracer.signal(signal.SIGINT)
     assert tracer.wait() == 0, tracer.stderr
     assert int(re.search(r"N (\d+)", tracer.stdout).group(1)) >= 100
+
+
+def test_print_lines_are_perf_prof_s(tmp_path):
+    prog = Probed(3)
+    script = "def __sample__(event):\n    event.print(timestamp=False)\n"
+    tracer = Tracer(["-e", f"uprobe:{prog.binary}:probed_add,uretprobe:{prog.binary}:probed_add",
+                     "-p", str(prog.pid), str(write_script(tmp_path, script))])
+    try:
+        tracer.wait_attached()
+        ip = address_in(prog, "probed_add")            # while the process is alive
+        prog.go()
+        prog.finish()
+        assert tracer.wait(timeout=60) == 0, tracer.stderr
+    finally:
+        prog.kill()
+    func = elf_file(str(prog.binary)).symbol("probed_add").value
+    entries = re.findall(r"probed +%d X\.\.\. \[\d+\] [\d.]+: uprobe:probed_add: \(0x([0-9a-f]+)\)$" % prog.pid,
+                         tracer.stdout, re.M)
+    returns = re.findall(r"uretprobe:probed_add: \(0x([0-9a-f]+) <- 0x([0-9a-f]+)\)$", tracer.stdout, re.M)
+    assert [int(x, 16) for x in entries] == [ip] * 3, tracer.stdout
+    assert len(returns) == 3 and all(int(f, 16) == func for _, f in returns), tracer.stdout
+    assert all(int(r, 16) > ip for r, _ in returns)       # back into probed_loop, after the call

@@ -63,7 +63,8 @@ X86_REGS = {"di": 112, "si": 104, "dx": 96, "cx": 88, "r8": 72, "r9": 64, "ax": 
 
 def probe(kind: str, name: str, target: ProbeTarget, index: int = 0, strings=(), **kw) -> ProbeProgram:
     """A probe as resolve/probe.py builds it, with x86-64's pt_regs offsets (BTF's, fixed here)."""
-    fmt, plans = probe_format(kind, name, probe_registers("x86_64"), func_address=0x1139, strings=strings)
+    fmt, plans = probe_format(kind, name, probe_registers("x86_64"), func_address=0x1139, strings=strings,
+                              index=index)
     fills = tuple(ProbeFill(p.name, X86_REGS[p.source[4:]], note=f"{p.name}: {p.source[4:]}")
                   if p.source.startswith("reg:") else ProbeFill(p.name, None, int(p.source[6:]),
                                                                  note=f"{p.name}: the function's address")

@@ -407,6 +407,7 @@ def test_errors_are_usage_errors_with_exit_2():
     ("uprobe:/bin/bash:readline", "uprobe", "readline", 0, None, "/bin/bash", None),
     ('uretprobe:"/bin/bash":readline//stack/', "uretprobe", "readline", 0, None, "/bin/bash", None),
     ("uprobe:libc:malloc+0x10", "uprobe", "malloc", 16, None, "libc", None),
+    ("uprobe:./bin/probed:probed_add", "uprobe", "probed_add", 0, None, "./bin/probed", None),
     ("uprobe:bash:readline+4/arg1>1/", "uprobe", "readline", 4, None, "bash", "arg1>1"),
     ('uprobe:0x4f2a0@"/bin/bash"', "uprobe", "", 0, 0x4f2a0, "/bin/bash", None),
     ("uretprobe:/usr/bin/x:0X10", "uretprobe", "", 0, 0x10, "/usr/bin/x", None),

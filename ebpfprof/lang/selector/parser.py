@@ -184,7 +184,7 @@ class _Parser:
                 self.pos = end + 1
                 return place, file, file_span
             raise self.error(f"{kind} needs a function and a file: {example}", q, end + 1)
-        if self.peek() == "/":                               # /PATH:PLACE (an unquoted path)
+        if self.peek() == "/" or self.text.startswith(("./", "../"), self.pos):   # PATH:PLACE, unquoted
             colon = self.text.find(":", self.pos)
             stop = self.text.find(",", self.pos)
             if colon < 0 or 0 <= stop < colon:

@@ -240,7 +240,7 @@ int ep_sel0_kprobe__do_sys_openat2(struct pt_regs *ctx)
 	 * then u64 fields), so the filter reads it as it reads a tracepoint's record.
 	 */
 	rec = (u64 *)sc->raw;
-	ep_fill_common(sc->raw, 0, (u32)bpf_get_current_pid_tgid());
+	ep_fill_common(sc->raw, 61440, (u32)bpf_get_current_pid_tgid());
 	rec[1] = EP_REG(ctx, 128);	/* __probe_ip: ip */
 	rec[2] = EP_REG(ctx, 112);	/* arg1: di */
 	rec[3] = EP_REG(ctx, 104);	/* arg2: si */

@@ -278,7 +278,7 @@ int ep_sel1_uretprobe__probed_add(struct pt_regs *ctx)
 	 * then u64 fields), so the filter reads it as it reads a tracepoint's record.
 	 */
 	rec = (u64 *)sc->raw;
-	ep_fill_common(sc->raw, 0, (u32)bpf_get_current_pid_tgid());
+	ep_fill_common(sc->raw, 61441, (u32)bpf_get_current_pid_tgid());
 	rec[1] = 0x1139ULL;	/* __probe_func: the function's address */
 	rec[2] = EP_REG(ctx, 128);	/* __probe_ret_ip: ip */
 	rec[3] = EP_REG(ctx, 80);	/* retval: ax */

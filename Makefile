@@ -27,8 +27,15 @@ run: setup
 		-e sched:sched_wakeup,sched:sched_wakeup_new,sched:sched_switch -i 1000 \
 		tools/wakeup_latency.py; test $$? -eq 0 -o $$? -eq 124
 
+# The kernel suites that depend on the ring run a second time through the perf buffer.
+PERF_BUFFER_SUITES := tests/kernel/test_tracepoint_events.py tests/kernel/test_stop_accounting.py \
+	tests/kernel/test_probes.py tests/kernel/test_callchain.py tests/kernel/test_filter_in_kernel.py
+
 test: setup
 	@$(VPY) -m pytest -q -ra tests
+	@echo "again through --perf-buffer (EBPFPROF_PERF_BUFFER=1):"
+	@EBPFPROF_PERF_BUFFER=1 $(VPY) -m pytest -q -ra $(PERF_BUFFER_SUITES) \
+		tests/kernel/test_start.py -k three
 
 unit: venv
 	@$(VPY) -m pytest -q -ra tests/unit

@@ -1,7 +1,8 @@
 /*
  * ebpfprof prelude: the record every program writes, the ring it goes to, loss accounting.
  *
- * One BPF ring buffer (ep_ring) is shared by every selector of a run. Each record is
+ * Every selector of a run writes to one ring, ep_ring (bpf/ring_bpf.h or, with --perf-buffer,
+ * bpf/ring_perf.h, pasted after this file). Each record is
  *   struct ep_sample | raw tracepoint record (raw_size bytes, padded to 8) | u64 frames[nr_frames]
  * User space (ebpfprof/_ring/) reads it through the same header, bpf/ep_sample.h.
  */
@@ -34,8 +35,6 @@ struct ep_common {
  */
 #define EP_DONE 1
 
-BPF_RINGBUF_OUTPUT(ep_ring, EP_RING_PAGES);
-
 /*
  * The run's gate: 0 while the run attaches, 1 from the moment it starts (one store, so every
  * program of the run starts at the same instant), 0 again from the moment it stops. Every
@@ -57,16 +56,6 @@ struct ep_cpu_state {
 	u32 since_wakeup;
 };
 BPF_PERCPU_ARRAY(ep_cpu_state, struct ep_cpu_state, 1);
-
-/* Wake the reader every EP_WAKEUP_EVERY records per CPU; a timed drain covers the rest. */
-static __always_inline u64 ep_wakeup_flags(struct ep_cpu_state *st)
-{
-	if (++st->since_wakeup >= EP_WAKEUP_EVERY) {
-		st->since_wakeup = 0;
-		return BPF_RB_FORCE_WAKEUP;
-	}
-	return BPF_RB_NO_WAKEUP;
-}
 
 static __always_inline void ep_fill_header(struct ep_sample *s, struct ep_cpu_state *st,
 					   u16 selector, u16 nr_frames, u32 raw_size)

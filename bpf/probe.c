@@ -28,7 +28,6 @@ ${strings}
 	total = sizeof(sc->s) + ${raw_padded} + nr_frames * sizeof(u64);
 	/* The verifier needs a bound it can see; total is below EP_SCRATCH_SIZE already. */
 	total &= EP_SCRATCH_SIZE - 1;
-	if (ep_ring.ringbuf_output(sc, total, ep_wakeup_flags(st)) != 0)
-		st->lost += sc->s.lost + 1;     /* this record, and the losses it was to report */
+	ep_output(ctx, &sc->s, total, st);
 	return EP_PROBE_DONE;
 }

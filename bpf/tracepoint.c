@@ -13,7 +13,7 @@ ${task_check}
 	st = ep_cpu_state.lookup(&zero);
 	if (!st)
 		return EP_DONE;
-	s = ep_ring.ringbuf_reserve(sizeof(*s) + ${words} * 8);
+	s = ep_reserve(sizeof(*s) + ${words} * 8);
 	if (!s) {
 		st->lost++;
 		return EP_DONE;
@@ -29,6 +29,6 @@ ${task_check}
 ${copy}
 	}
 	ep_fill_common(s + 1, ${event_id}, s->tid);
-	ep_ring.ringbuf_submit(s, ep_wakeup_flags(st));
+	ep_submit(ctx, s, sizeof(*s) + ${words} * 8, st);
 	return EP_DONE;
 }

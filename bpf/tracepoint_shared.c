@@ -18,7 +18,7 @@ ${task_check}
 	st = ep_cpu_state.lookup(&zero);
 	if (!st)
 		return EP_DONE;
-	s = ep_ring.ringbuf_reserve(sizeof(*s) + 8 + ${copy_max});
+	s = ep_reserve(sizeof(*s) + 8 + ${copy_max});
 	if (!s) {
 		st->lost++;
 		return EP_DONE;
@@ -32,6 +32,6 @@ ${task_check}
 	ep_fill_header(s, st, cookie & 0xffff, 0, copy + 8);
 	bpf_probe_read_kernel((u8 *)(s + 1) + 8, copy, ctx + 8);
 	ep_fill_common(s + 1, (cookie >> 16) & 0xffff, s->tid);
-	ep_ring.ringbuf_submit(s, ep_wakeup_flags(st));
+	ep_submit(ctx, s, sizeof(*s) + 8 + copy, st);    /* a perf ring takes what was written */
 	return EP_DONE;
 }

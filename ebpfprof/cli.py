@@ -70,6 +70,9 @@ def cli() -> None:
 @click.option("-N", "--exit-N", "exit_after", type=int, callback=_positive, metavar="N",
               help="Exit after N events were delivered.")
 @click.option("--order", is_flag=True, help="Deliver events of all CPUs in timestamp order.")
+@click.option("--perf-buffer", is_flag=True, envvar="EBPFPROF_PERF_BUFFER",
+              help="BPF programs write to per-CPU perf rings, not the BPF ring buffer (chosen by "
+                   "itself on kernels before 5.8; EBPFPROF_PERF_BUFFER=1 is the same).")
 @click.option("-g", "--call-graph", is_flag=True, help="Callchains on every event.")
 @click.option("--kernel-callchain/--no-kernel-callchain", default=True, show_default=True,
               help="Kernel frames in callchains.")
@@ -79,7 +82,7 @@ def cli() -> None:
 @click.option("-v", "--verbose", count=True, help="More diagnostics (-vv: print the BPF program).")
 @click.option("-q", "--quiet", is_flag=True, help="Fewer diagnostics.")
 @click.argument("module_and_args", nargs=-1, type=click.UNPROCESSED, metavar="[--] MODULE [ARGS...]")
-def python(events, cpus, pids, tids, interval_ms, mmap_pages, exit_after, order, call_graph,
+def python(events, cpus, pids, tids, interval_ms, mmap_pages, exit_after, order, perf_buffer, call_graph,
            kernel_callchain, user_callchain, python_callchain, verbose, quiet, module_and_args):
     """Run MODULE's handlers on live events (perf-prof python).
 
@@ -95,7 +98,7 @@ def python(events, cpus, pids, tids, interval_ms, mmap_pages, exit_after, order,
     config = RunConfig(
         events=tuple(events), module=None if module == "help" else module, args=tuple(args),
         cpus=cpus, pids=pids, tids=tids, interval_ms=interval_ms, mmap_pages=mmap_pages,
-        exit_after=exit_after, order=order, call_graph=call_graph,
+        exit_after=exit_after, order=order, perf_buffer=perf_buffer, call_graph=call_graph,
         kernel_callchain=kernel_callchain, user_callchain=user_callchain,
         python_callchain=python_callchain, verbose=-1 if quiet else verbose,
     )

@@ -73,6 +73,7 @@ class RunConfig:
     mmap_pages: int = DEFAULT_MMAP_PAGES    # -m
     exit_after: int | None = None           # -N
     order: bool = False                     # --order
+    perf_buffer: bool = False               # --perf-buffer: BPF sources write to perf rings
     call_graph: bool = False                # -g
     kernel_callchain: bool = True
     user_callchain: bool = True

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from ebpfprof.errors import MissingDependency, PermissionProblem
 
-__all__ = ["require_privileges", "kernel_headers", "kprobes_supported", "KernelHeaders"]
+__all__ = ["require_privileges", "kernel_headers", "kprobes_supported", "bpf_ringbuf_supported", "KernelHeaders"]
 
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38
@@ -93,6 +93,29 @@ def kprobes_supported() -> str | None:
     if not os.path.exists(os.path.join(root, "kprobe_events")):
         return "this kernel has no kprobes (CONFIG_KPROBES is not set: no kprobe_events in tracefs)"
     return None
+
+
+_BPF_MAP_CREATE = 0
+_BPF_MAP_TYPE_RINGBUF = 27
+
+
+@lru_cache(maxsize=1)
+def bpf_ringbuf_supported() -> bool:
+    """Whether this kernel has BPF ring buffers (Linux 5.8): found by creating a one-page
+    ring buffer map and closing it. Without one, BPF sources write to a perf buffer."""
+    import ctypes
+
+    nr_bpf = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
+    if nr_bpf is None:
+        return True            # no way to ask: let BCC say what it says
+    libc = ctypes.CDLL(None, use_errno=True)
+    # union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries, ...
+    attr = (ctypes.c_uint32 * 32)(_BPF_MAP_TYPE_RINGBUF, 0, 0, os.sysconf("SC_PAGE_SIZE"))
+    fd = libc.syscall(nr_bpf, _BPF_MAP_CREATE, ctypes.byref(attr), ctypes.sizeof(attr))
+    if fd < 0:
+        return False
+    os.close(fd)
+    return True
 
 
 @lru_cache(maxsize=1)

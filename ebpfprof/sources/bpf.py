@@ -1,8 +1,10 @@
-"""The BPF source: every BPF selector of a run (tracepoints now, probes next) as one program.
+"""The BPF source: every BPF selector of a run (tracepoints, probes) as one program.
 
 The run's BPF selectors become one generated C program (``codegen.program``) that BCC compiles,
-one function per selector, all writing to one BPF ring buffer. Functions are attached with the
-run's gate closed (``bpf/prelude.h``), so nothing is recorded until ``start()``.
+one function per selector, all writing to one BPF ring buffer, or with ``--perf-buffer`` (or
+on a kernel without BPF ring buffers) to per-CPU perf rings (``sources.perf_buffer``).
+Functions are attached with the run's gate closed (``bpf/prelude.h``), so nothing is recorded
+until ``start()``.
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ from ebpfprof.kernel import tracefs
 from ebpfprof.options import RunConfig, ring_bytes
 from ebpfprof.kernel import perf_abi
 from ebpfprof.sources.base import Source
+from ebpfprof.sources.perf_buffer import PerfBuffer
 
-__all__ = ["BpfSource", "LoadedProgram", "ring_size"]
+__all__ = ["BpfSource", "LoadedProgram", "perf_buffer_reason", "ring_size"]
 
 
 @contextmanager
@@ -198,6 +201,10 @@ class LoadedProgram:
     def ring_fd(self) -> int:
         return self._bpf[b"ep_ring"].map_fd
 
+    def table(self, name: str):
+        """One of the program's maps, by name."""
+        return self._bpf[name.encode()]
+
     def set_gate(self, is_open: bool) -> None:
         """Open (1) or close (0) the run's gate: one store that every function reads first."""
         self._bpf[b"ep_gate"][ctypes.c_int(0)] = ctypes.c_uint32(1 if is_open else 0)
@@ -306,6 +313,15 @@ def _comm_tracker() -> CommTracker:
                        fmt("task", "task_rename"))
 
 
+def perf_buffer_reason(asked: bool, ringbuf_supported: bool) -> str:
+    """Why the BPF source writes to perf rings ("" when it uses the BPF ring buffer)."""
+    if asked:
+        return "--perf-buffer"
+    if not ringbuf_supported:
+        return "this kernel has no BPF ring buffer (Linux 5.8+)"
+    return ""
+
+
 def ring_size(config: RunConfig) -> int:
     """-m pages per CPU, as one shared ring: a power of two."""
     return ring_bytes(config.mmap_pages, config.nr_cpus)
@@ -325,30 +341,51 @@ class BpfSource(Source):
     def __init__(self, config: RunConfig, specs: list) -> None:
         super().__init__(config, specs)
         self.program: LoadedProgram | None = None
+        self.perf_buffer: PerfBuffer | None = None      # --perf-buffer's rings, else None
+        self._why_perf_buffer = ""
         self._missed_at_start = 0
         self._missed_at_stop: int | None = None
 
     def open(self) -> None:
+        from ebpfprof.kernel.features import bpf_ringbuf_supported
+
         _make_room_for_fds(len(self.specs))
+        self._why_perf_buffer = perf_buffer_reason(self.config.perf_buffer, bpf_ringbuf_supported())
+        use_perf_buffer = bool(self._why_perf_buffer)
         ring_bytes = ring_size(self.config)
         records = ring_bytes // 64
         wakeup_every = max(64, records // (4 * max(1, self.config.nr_cpus)))
         generated = generate_program([s.program for s in self.specs],
                                      TaskFilter(self.config.pids, self.config.tids),
                                      ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every,
-                                     comms=_comm_tracker())
+                                     comms=_comm_tracker(), perf_buffer=use_perf_buffer)
         if self.config.verbose >= 2:
             sys.stderr.write(generated.text)
         self.program = LoadedProgram(generated, debug=self.config.verbose >= 3)
-        self.program.attach()
+        try:
+            if use_perf_buffer:
+                from ebpfprof.sources.perf import ring_pages
+
+                self.perf_buffer = PerfBuffer(ring_pages(self.config, None))
+                self.perf_buffer.open()           # before attaching: the programs find their rings
+                self.perf_buffer.fill(self.program.table("ep_ring"))
+            self.program.attach()
+        except BaseException:
+            self.close()
+            raise
 
     def add_rings(self, reader) -> None:
         assert self.program is not None
-        reader.add_bpf_ring(self.program.ring_fd, ring_size(self.config))
+        if self.perf_buffer is not None:
+            self.perf_buffer.add_rings(reader)
+        else:
+            reader.add_bpf_ring(self.program.ring_fd, ring_size(self.config))
 
     @property
     def wait_fds(self) -> list[int]:
-        return [self.program.ring_fd] if self.program else []
+        if self.program is None:
+            return []
+        return self.perf_buffer.fds if self.perf_buffer is not None else [self.program.ring_fd]
 
     def start(self) -> None:
         assert self.program is not None
@@ -366,7 +403,8 @@ class BpfSource(Source):
         if self.program is None:
             return 0
         missed = self._missed_at_stop if self._missed_at_stop is not None else self.program.missed()
-        return self.program.lost_pending() + missed - self._missed_at_start
+        corrupt = self.perf_buffer.corrupt() if self.perf_buffer is not None else 0
+        return self.program.lost_pending() + missed - self._missed_at_start + corrupt
 
     def task_comm(self, tid: int) -> str | None:
         return self.program.task_comm(tid) if self.program is not None else None
@@ -382,9 +420,22 @@ class BpfSource(Source):
             parts.append(f"{len(tracepoints)} tracepoint(s): {shown}")
         if probes:
             parts.append(f"{len(probes)} probe(s): " + ", ".join(s.event.title for s in probes))
+        if self.perf_buffer is not None:
+            parts.append(f"written to per-CPU perf rings of {self.perf_buffer.pages} pages "
+                         f"({self._why_perf_buffer})")
         return "; ".join(parts)
+
+    def stop_notes(self) -> list[str]:
+        corrupt = self.perf_buffer.corrupt() if self.perf_buffer is not None else 0
+        if corrupt:
+            return [f"{corrupt} perf buffer record(s) were not as the programs write them and were "
+                    "skipped (counted lost): please report it"]
+        return []
 
     def close(self) -> None:
         if self.program is not None:
             program, self.program = self.program, None
-            program.close()
+            program.close()      # detach first: no program writes to the rings once they go
+        if self.perf_buffer is not None:
+            buffer, self.perf_buffer = self.perf_buffer, None
+            buffer.close()

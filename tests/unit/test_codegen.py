@@ -107,6 +107,15 @@ CASES = {
         prog("sched_sched_wakeup", 0),
         probe("uretprobe", "probed_add", URETPROBE, index=1)]),
     "kprobe": lambda: generate([probe("kprobe", "do_sys_openat2", KPROBE, kernel_stack=True)]),
+    # --perf-buffer: the same functions, another ring (bpf/ring_perf.h)
+    "perf_buffer": lambda: generate([
+        prog("sched_sched_wakeup", 0),
+        prog("sched_sched_process_exec", 1),
+        probe("uretprobe", "probed_add", URETPROBE, index=2)], perf_buffer=True),
+    "perf_buffer_wildcard": lambda: generate([
+        prog(name, i, label="syscalls:sys_*")
+        for i, name in enumerate(["syscalls_sys_enter_getppid", "syscalls_sys_enter_openat",
+                                  "syscalls_sys_exit_getppid"] * 3)], perf_buffer=True),
 }
 
 
@@ -124,8 +133,8 @@ def function_body(text: str, fn: str) -> str:
 
 
 def reserved_bytes(body: str) -> int:
-    """The payload size asked of ringbuf_reserve (an integer expression of the generator's)."""
-    m = re.search(r"ringbuf_reserve\(sizeof\(\*s\) \+ ([0-9 *+]+)\)", body)
+    """The payload size asked of ep_reserve (an integer expression of the generator's)."""
+    m = re.search(r"ep_reserve\(sizeof\(\*s\) \+ ([0-9 *+]+)\)", body)
     assert m, body
     return eval(m.group(1))  # digits, '*' and '+' only
 
@@ -406,7 +415,7 @@ def test_a_wildcard_shares_one_function_told_apart_by_cookies():
         assert a.cookie >> 16 & 0xFFFF == fmt.id & 0xFFFF
         assert a.cookie >> 32 == max(fmt.fixed_size, 8)
     # the ring record holds the largest of them, with a power-of-two mask the verifier sees
-    copy_max = int(re.search(r"ringbuf_reserve\(sizeof\(\*s\) \+ 8 \+ (\d+)\)", g.text).group(1))
+    copy_max = int(re.search(r"ep_reserve\(sizeof\(\*s\) \+ 8 \+ (\d+)\)", g.text).group(1))
     assert copy_max & (copy_max - 1) == 0
     assert max(f.fixed_size for f in fmts) - 8 < copy_max
     assert f"copy = (raw_size - 8) & ({copy_max} - 1);" in g.text
@@ -430,3 +439,34 @@ def test_a_tracepoint_that_cannot_share_does_not_split_the_others():
     assert [a for a in g.attach if a.cookie is None] == [
         Attachment("sched:sched_process_exec", "ep_sel4_sched__sched_process_exec")]
     assert sorted(a.cookie & 0xFFFF for a in g.attach if a.cookie is not None) == [0, 1, 2, 3, 5, 6, 7, 8]
+
+
+def test_perf_buffer_changes_the_ring_and_nothing_else():
+    """--perf-buffer swaps bpf/ring_bpf.h for bpf/ring_perf.h: every function is the same text
+    (they reach the ring through ep_reserve/ep_submit/ep_output), and no BPF ring buffer,
+    ring size or wakeup count is left in the program."""
+    programs = [prog("sched_sched_wakeup", 0), prog("sched_sched_process_exec", 1),
+                probe("uretprobe", "probed_add", URETPROBE, index=2)]
+    ring = generate(programs)
+    perf = generate(programs, perf_buffer=True)
+    assert "BPF_RINGBUF_OUTPUT(ep_ring" in ring.text and "BPF_PERF_OUTPUT" not in ring.text
+    assert perf.text.count("BPF_PERF_OUTPUT(ep_ring);") == 1
+    for absent in ("BPF_RINGBUF_OUTPUT", "ringbuf_", "EP_RING_PAGES", "EP_WAKEUP_EVERY", "BPF_RB_"):
+        assert absent not in perf.text, absent
+    assert "ep_ring.perf_submit(ctx, s, size)" in perf.text
+    for fn in ("ep_sel0_sched__sched_wakeup", "ep_sel1_sched__sched_process_exec"):
+        assert function_body(perf.text, fn) == function_body(ring.text, fn)
+    assert perf.attach == ring.attach
+    # the fixed-size function writes into the per-CPU staging area and submits what it reserved
+    body = function_body(perf.text, "ep_sel0_sched__sched_wakeup")
+    assert "s = ep_reserve(sizeof(*s) + 5 * 8);" in body
+    assert "ep_submit(ctx, s, sizeof(*s) + 5 * 8, st);" in body
+    assert "BPF_PERCPU_ARRAY(ep_stage, struct ep_stage, 1);" in perf.text
+
+
+def test_perf_buffer_wildcard_submits_what_it_copied():
+    """The shared function reserves for the largest record, but a perf ring takes only the
+    record's own bytes (header + 8 + copy): no 4 KB of padding per event."""
+    g = CASES["perf_buffer_wildcard"]()
+    body = function_body(g.text, "ep_sel0_shared")
+    assert "ep_submit(ctx, s, sizeof(*s) + 8 + copy, st);" in body

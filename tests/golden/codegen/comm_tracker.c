@@ -33,7 +33,8 @@ struct ep_sample {           /* offset size */
 /*
  * ebpfprof prelude: the record every program writes, the ring it goes to, loss accounting.
  *
- * One BPF ring buffer (ep_ring) is shared by every selector of a run. Each record is
+ * Every selector of a run writes to one ring, ep_ring (bpf/ring_bpf.h or, with --perf-buffer,
+ * bpf/ring_perf.h, pasted after this file). Each record is
  *   struct ep_sample | raw tracepoint record (raw_size bytes, padded to 8) | u64 frames[nr_frames]
  * User space (ebpfprof/_ring/) reads it through the same header, bpf/ep_sample.h.
  */
@@ -66,8 +67,6 @@ struct ep_common {
  */
 #define EP_DONE 1
 
-BPF_RINGBUF_OUTPUT(ep_ring, EP_RING_PAGES);
-
 /*
  * The run's gate: 0 while the run attaches, 1 from the moment it starts (one store, so every
  * program of the run starts at the same instant), 0 again from the moment it stops. Every
@@ -89,16 +88,6 @@ struct ep_cpu_state {
 	u32 since_wakeup;
 };
 BPF_PERCPU_ARRAY(ep_cpu_state, struct ep_cpu_state, 1);
-
-/* Wake the reader every EP_WAKEUP_EVERY records per CPU; a timed drain covers the rest. */
-static __always_inline u64 ep_wakeup_flags(struct ep_cpu_state *st)
-{
-	if (++st->since_wakeup >= EP_WAKEUP_EVERY) {
-		st->since_wakeup = 0;
-		return BPF_RB_FORCE_WAKEUP;
-	}
-	return BPF_RB_NO_WAKEUP;
-}
 
 static __always_inline void ep_fill_header(struct ep_sample *s, struct ep_cpu_state *st,
 					   u16 selector, u16 nr_frames, u32 raw_size)
@@ -138,6 +127,43 @@ static __always_inline int ep_any_cpu(u32 cpu)
 	return 1;
 }
 
+/*
+ * The run's ring: one BPF ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8) shared by every CPU,
+ * so records reach the reader in about the order they were written. Records are reserved in
+ * the ring and written in place; a full ring refuses the reservation, and the record is
+ * counted lost on its CPU, reported with the next record that gets in.
+ */
+BPF_RINGBUF_OUTPUT(ep_ring, EP_RING_PAGES);
+
+/* Wake the reader every EP_WAKEUP_EVERY records per CPU; a timed drain covers the rest. */
+static __always_inline u64 ep_wakeup_flags(struct ep_cpu_state *st)
+{
+	if (++st->since_wakeup >= EP_WAKEUP_EVERY) {
+		st->since_wakeup = 0;
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* Room for a record of size bytes, or NULL when the ring is full. */
+static __always_inline struct ep_sample *ep_reserve(u32 size)
+{
+	return ep_ring.ringbuf_reserve(size);
+}
+
+/* Hand a reserved record to the reader (it cannot fail). */
+static __always_inline void ep_submit(void *ctx, struct ep_sample *s, u32 size, struct ep_cpu_state *st)
+{
+	ep_ring.ringbuf_submit(s, ep_wakeup_flags(st));
+}
+
+/* Copy a record built elsewhere (the scratch area) into the ring, or count it lost. */
+static __always_inline void ep_output(void *ctx, struct ep_sample *s, u32 size, struct ep_cpu_state *st)
+{
+	if (ep_ring.ringbuf_output(s, size, ep_wakeup_flags(st)) != 0)
+		st->lost += s->lost + 1;     /* this record, and the losses it was to report */
+}
+
 #define EP_WANT_TGID(x) (1)
 #define EP_WANT_TID(x) (1)
 
@@ -170,7 +196,7 @@ int ep_sel0_sched__sched_wakeup(void *ctx)
 	st = ep_cpu_state.lookup(&zero);
 	if (!st)
 		return EP_DONE;
-	s = ep_ring.ringbuf_reserve(sizeof(*s) + 5 * 8);
+	s = ep_reserve(sizeof(*s) + 5 * 8);
 	if (!s) {
 		st->lost++;
 		return EP_DONE;
@@ -189,7 +215,7 @@ int ep_sel0_sched__sched_wakeup(void *ctx)
 		*(u32 *)(dst + 32) = *(u32 *)(ctx + 32);
 	}
 	ep_fill_common(s + 1, 374, s->tid);
-	ep_ring.ringbuf_submit(s, ep_wakeup_flags(st));
+	ep_submit(ctx, s, sizeof(*s) + 5 * 8, st);
 	return EP_DONE;
 }
 

@@ -363,10 +363,8 @@ class BpfSource(Source):
             sys.stderr.write(generated.text)
         self.program = LoadedProgram(generated, debug=self.config.verbose >= 3)
         try:
-            if use_perf_buffer:
-                from ebpfprof.sources.perf import ring_pages
-
-                self.perf_buffer = PerfBuffer(ring_pages(self.config, None))
+            if use_perf_buffer:                   # -m pages per CPU, as the ring buffer has
+                self.perf_buffer = PerfBuffer(self.config.mmap_pages)
                 self.perf_buffer.open()           # before attaching: the programs find their rings
                 self.perf_buffer.fill(self.program.table("ep_ring"))
             self.program.attach()

@@ -190,3 +190,64 @@ def test_cpu_slices():
     assert 1400 <= float(oncpu_ms) <= 2000, out
     assert int(samples) >= 0.7 * 1.5 * 997 and abs(float(sampled_ms) - float(oncpu_ms)) < 0.2 * float(oncpu_ms), out
     assert function == "busy_loop", out
+
+
+# -- probe sources ------------------------------------------------------------------------------
+
+ALLOCS_C = r'''
+/* allocs -w -n N: N times make_buffer() mallocs 65536 bytes and make_name() 32, from run(),
+ * between Workload's "ready PID" / "done N" handshakes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((noinline)) void *make_buffer(void) { return malloc(65536); }
+__attribute__((noinline)) void *make_name(void) { return malloc(32); }
+__attribute__((noinline)) void run(long n)
+{
+	for (long i = 0; i < n; i++) {
+		free(make_buffer());
+		free(make_name());
+	}
+}
+static void wait_line(void) { char buf[64]; if (!fgets(buf, sizeof(buf), stdin)) return; }
+int main(int argc, char **argv)
+{
+	long n = argc > 3 ? atol(argv[3]) : 0;           /* allocs -w -n N */
+	printf("ready %d\n", getpid());
+	fflush(stdout);
+	wait_line();
+	run(n);
+	printf("done %ld\n", n);
+	fflush(stdout);
+	wait_line();
+	return 0;
+}
+'''
+
+
+def test_malloc_sizes(tmp_path):
+    """-p ALLOCS making 1000 mallocs of 64 KiB in make_buffer() and 1000 of 32 bytes in
+    make_name(): two sites, named with their callers, with exactly those calls and bytes, each
+    in its one power-of-two bucket."""
+    src = tmp_path / "allocs.c"
+    src.write_text(ALLOCS_C)
+    binary = tmp_path / "allocs"
+    subprocess.run(["gcc", "-O0", "-g", "-fno-omit-frame-pointer", "-o", str(binary), str(src)], check=True)
+    wl = Workload(binary, "-n", "1000")
+    try:
+        tracer = run_tool("malloc_sizes.py", options=("-p", str(wl.pid)))
+        wl.go()
+        wl.finish()
+        assert tracer.wait() == 0, tracer.stderr
+    finally:
+        wl.kill()
+    out = output(tracer)
+    assert out.startswith("whole run: 2,000 malloc() calls, 65,568,000 bytes, "), out
+    # each site: "function+0xOFF (FILE) <- caller+0xOFF <- its caller+0xOFF", then its lines
+    blocks = {re.sub(r"\+0x[0-9a-f]+", "", b.splitlines()[0]): b.splitlines()[1:] for b in out.split("\n\n")[1:]}
+    buffer = blocks[f"make_buffer ({binary}) <- run <- main"]
+    assert buffer[0].strip() == "1,000 calls, 65,536,000 bytes, 65,536 per call", out
+    assert buffer[2].split()[:5] == ["65536", "->", "131071", ":", "1000"] and len(buffer) == 3, out
+    name = blocks[f"make_name ({binary}) <- run <- main"]
+    assert name[0].strip() == "1,000 calls, 32,000 bytes, 32 per call", out
+    assert name[2].split()[:5] == ["32", "->", "63", ":", "1000"] and len(name) == 3, out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from functools import lru_cache
 
-__all__ = ["VMLINUX", "BtfError", "struct_offsets"]
+__all__ = ["VMLINUX", "BtfError", "struct_offsets", "function_id"]
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
@@ -90,14 +90,24 @@ class _Btf:
         return type_id
 
 
+@lru_cache(maxsize=1)
+def _vmlinux(path: str) -> _Btf:
+    try:
+        with open(path, "rb") as f:
+            return _Btf(f.read())
+    except OSError as e:
+        raise BtfError(f"cannot read {path}: {e.strerror} (a kernel built without CONFIG_DEBUG_INFO_BTF?)") from None
+
+
+def function_id(name: str, path: str = VMLINUX) -> int | None:
+    """The BTF type id of kernel function ``name`` (what fentry programs attach by), or None."""
+    return _vmlinux(path).find(name, kinds=(_FUNC,))
+
+
 @lru_cache(maxsize=8)
 def struct_offsets(name: str, path: str = VMLINUX) -> dict[str, int]:
     """Byte offset of every member of ``struct name`` (or union) in the kernel's BTF."""
-    try:
-        with open(path, "rb") as f:
-            btf = _Btf(f.read())
-    except OSError as e:
-        raise BtfError(f"cannot read {path}: {e.strerror} (a kernel built without CONFIG_DEBUG_INFO_BTF?)") from None
+    btf = _vmlinux(path)
     type_id = btf.find(name)
     if type_id is None:
         raise BtfError(f"struct {name} is not in {path}")

@@ -96,6 +96,44 @@ def kprobes_supported() -> str | None:
 
 
 _BPF_MAP_CREATE = 0
+_BPF_PROG_LOAD = 5
+_BPF_PROG_TYPE_TRACING = 26
+_BPF_TRACE_FENTRY = 24
+
+
+@lru_cache(maxsize=8)
+def fentry_refused(function: str) -> str | None:
+    """None if the kernel loads an fentry program on ``function`` (BTF trampolines), else why
+    not. Found by loading the smallest one (r0 = 0; exit) and closing it."""
+    import ctypes
+    import errno
+
+    from ebpfprof.kernel.btf import BtfError, function_id
+
+    nr_bpf = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
+    if nr_bpf is None:
+        return f"ebpfprof cannot load BPF programs itself on {platform.machine()}"
+    try:
+        btf_id = function_id(function)
+    except BtfError as e:
+        return f"fentry needs the kernel's BTF: {e}"
+    if btf_id is None:
+        return f"{function} is not a function of the kernel's BTF"
+    insns = (ctypes.c_uint64 * 2)(0xB7, 0x95)       # BPF_MOV64_IMM(r0, 0); BPF_EXIT
+    license = ctypes.c_char_p(b"GPL")
+    attr = (ctypes.c_uint8 * 144)()
+    fields = {0: (_BPF_PROG_TYPE_TRACING, 4), 4: (2, 4), 8: (ctypes.addressof(insns), 8),
+              16: (ctypes.cast(license, ctypes.c_void_p).value, 8),
+              68: (_BPF_TRACE_FENTRY, 4), 108: (btf_id, 4)}  # union bpf_attr, BPF_PROG_LOAD part
+    for off, (value, size) in fields.items():
+        ctypes.memmove(ctypes.addressof(attr) + off, value.to_bytes(size, "little"), size)
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(nr_bpf, _BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
+    if fd >= 0:
+        os.close(fd)
+        return None
+    err = ctypes.get_errno()
+    return f"fentry on {function} is refused too (loading it: {errno.errorcode.get(err, err)})"
 _BPF_MAP_TYPE_RINGBUF = 27
 
 

@@ -15,7 +15,7 @@ from ebpfprof.codegen.probe import ProbeFill, ProbeProgram, ProbeTarget
 from ebpfprof.codegen.program import DEFAULT_MAX_STACK
 from ebpfprof.errors import KernelError, SelectorError
 from ebpfprof.kernel.btf import BtfError, struct_offsets
-from ebpfprof.kernel.features import kprobes_supported
+from ebpfprof.kernel.features import fentry_refused, kprobes_supported
 from ebpfprof.lang.filter import compile_filter
 from ebpfprof.lang.selector.ast import ProbeSelector
 from ebpfprof.options import RunConfig
@@ -76,6 +76,10 @@ def resolve_probe(sel: ProbeSelector, config: RunConfig, online: tuple[int, ...]
     if not uprobe:
         reason = kprobes_supported()
         if reason:
+            # BTF trampolines are the other way into kernel functions: say whether they are too
+            fentry = fentry_refused(sel.function) if sel.function else None
+            reason += (f"; {fentry}" if fentry else
+                       "; fentry would be allowed here, but ebpfprof does not generate fentry programs yet")
             raise KernelError(f"{sel.text}: {reason}",
                               hint="use a tracepoint instead (ls /sys/kernel/tracing/events), "
                                    "or boot a kernel built with CONFIG_KPROBES=y")

@@ -227,8 +227,20 @@ def test_kprobe_on_a_kernel_without_kprobes(counter):
         pytest.skip("this kernel has kprobes (/sys/kernel/tracing/kprobe_events exists)")
     proc = run_ebpfprof("python", "-e", "kprobe:do_sys_openat2", str(counter))
     err = assert_one_error(proc, "kprobe:do_sys_openat2: this kernel has no kprobes (CONFIG_KPROBES is not set: "
-                                 "no kprobe_events in tracefs)")
+                                 "no kprobe_events in tracefs); fentry", startswith=True)
+    # the other way in, BTF trampolines, is tried for real: refused here (EPERM), or allowed
+    assert ("fentry on do_sys_openat2 is refused too (loading it: E" in err
+            or "fentry would be allowed here" in err), err
     assert hint(err).startswith("use a tracepoint instead")
+
+
+def test_kretprobe_of_a_function_the_kernel_lacks(counter):
+    if os.path.exists("/sys/kernel/tracing/kprobe_events"):
+        pytest.skip("this kernel has kprobes (/sys/kernel/tracing/kprobe_events exists)")
+    proc = run_ebpfprof("python", "-e", "kretprobe:no_such_function_xyz", str(counter))
+    assert_one_error(proc, "kretprobe:no_such_function_xyz: this kernel has no kprobes (CONFIG_KPROBES is not "
+                           "set: no kprobe_events in tracefs); no_such_function_xyz is not a function of "
+                           "the kernel's BTF")
 
 
 def offline_cpu() -> int:

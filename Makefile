@@ -34,8 +34,8 @@ PERF_BUFFER_SUITES := tests/kernel/test_tracepoint_events.py tests/kernel/test_s
 test: setup
 	@$(VPY) -m pytest -q -ra tests
 	@echo "again through --perf-buffer (EBPFPROF_PERF_BUFFER=1):"
-	@EBPFPROF_PERF_BUFFER=1 $(VPY) -m pytest -q -ra $(PERF_BUFFER_SUITES) \
-		tests/kernel/test_start.py -k three
+	@EBPFPROF_PERF_BUFFER=1 $(VPY) -m pytest -q -ra $(PERF_BUFFER_SUITES)
+	@EBPFPROF_PERF_BUFFER=1 $(VPY) -m pytest -q -ra tests/kernel/test_start.py -k three
 
 unit: venv
 	@$(VPY) -m pytest -q -ra tests/unit

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import struct
 import subprocess
@@ -265,17 +264,14 @@ def run(opts, idle_note: str) -> int:
 
 
 def write_results(table: Table, idle_note: str) -> None:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    """Rewrite RESULTS.md's head (this script's figures); the other scripts' sections stay."""
+    from results import machine, write_head
+
     text = f"""# Benchmark results
 
 Latest run of `make bench` (`bench/run.py`), {time.strftime('%Y-%m-%d %H:%M %Z')}.
 
-Machine: {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()};
+Machine: {machine()};
 {idle_note}.
 Workload: `tests/testprogs/workload getppid N` traced with `ebpfprof python -e {EVENT} -p PID SCRIPT`
 (scripts in `bench/scripts/`). Consumer CPU = the ebpfprof process's on-CPU time from attach to
@@ -289,8 +285,8 @@ Reference points measured on this kind of machine (issue #4), same workload: per
 profiler uses 0.14-0.16 us/event counting, 0.31 us reading 4 fields, 0.9 us with to_dict(), loses
 1-8 % at full speed with its default buffers, and keeps ~15 % of the untraced workload rate.
 """
-    (ROOT / "bench" / "RESULTS.md").write_text(text)
-    print("\nwrote bench/RESULTS.md")
+    write_head(text)
+    print("\nwrote bench/RESULTS.md (its head; the other sections kept)")
 
 
 if __name__ == "__main__":

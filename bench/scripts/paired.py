@@ -43,25 +43,33 @@ def prebuilt_event():
 
 
 def prebuilt_page_fault():
-    """A page-faults PerfEvent (IP TID TIME ADDR CPU PERIOD), as the perf ring reader makes it."""
+    """A page-faults PerfEvent (IP TID TIME ADDR CPU PERIOD), as the perf ring reader makes it.
+    The selector comes from the run's own parser (a hand-made stand-in broke when plan() read
+    a new selector attribute, and the bench then had no loop to compare with)."""
+    from ebpfprof.lang.selector.parser import parse_selectors
     from ebpfprof.profilers import page_faults
     from ebpfprof.run.events import sample_field_specs
 
-    samples = page_faults.plan(_NoSelector(), _NoConfig()).samples
+    samples = page_faults.plan(parse_selectors("page-faults")[0], _NoConfig()).samples
     cls = _ring.EventClass("page-faults", None, sample_field_specs(samples), None, sample=samples.layout)
     pid, now = os.getpid(), time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     body = struct.pack("<QIIQQIIQ", 0x401000, pid, pid, now, 0x7F0000001000, 1, 0, 1)
     return _ring.make_event(cls, now, pid, pid, 1, body)
 
 
-class _NoSelector:
-    """A bare `page-faults` selector, for building its sample layout outside a run."""
-    text = name = "page-faults"
-    options: tuple = ()
-    stack = False
+def prebuilt_uprobe(func: str = "f"):
+    """A uprobe:FUNC PerfEvent (common header, __probe_ip, arg1..arg6), as the BPF reader makes it."""
+    from ebpfprof.resolve.probe_format import probe_format, probe_registers
+
+    fmt, _plans = probe_format("uprobe", func, probe_registers())
+    cls = _ring.EventClass(f"uprobe:{func}", None, field_specs(fmt))
+    pid = os.getpid()
+    raw = struct.pack("<HBBi7Q", fmt.id, 0, 0, pid, 0x401130, 1, 2, 3, 4, 5, 6)
+    return _ring.make_event(cls, time.clock_gettime_ns(time.CLOCK_MONOTONIC), pid, pid, 1, raw)
 
 
 class _NoConfig:
+    """The run's defaults that page-faults' plan() reads (no -g, both callchains)."""
     call_graph = False
     kernel_callchain = user_callchain = True
 

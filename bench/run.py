@@ -148,6 +148,21 @@ print(min(times) / {n})
     return float(out.stdout)
 
 
+def perf_buffer_rows(exe: Path, n: int, paired: list[str], ring: dict, base_rate: float) -> list[tuple]:
+    """The counting run again with --perf-buffer: (name, value[, target, ok]) rows beside the
+    BPF ring buffer's run of the same bench (``ring``)."""
+    pb = traced(exe, "count.py", ["getppid", str(n)], paired + ["--perf-buffer"])
+    keep, ring_keep = pb["workload_rate"] / base_rate, ring["workload_rate"] / base_rate
+    return [
+        ("--perf-buffer: consumer CPU (us/event) / bare CPython loop",
+         f"{pb['ns_per_event'] / 1000:.3f} / {pb['ratio']:.2f}x"),
+        ("--perf-buffer: workload rate traced / untraced (ring buffer's)",
+         f"{keep:.1%} ({ring_keep:.1%})"),
+        (f"--perf-buffer: delivered + lost == {n:,}", f"{pb['events']:,} + {pb['lost']:,}",
+         f"{n:,}", pb["events"] + pb["lost"] == n),
+    ]
+
+
 def first_event_latency(exe: Path) -> tuple[float, float]:
     """Seconds from the command's start to the first handler call; worst event delay (ms) at low rate."""
     wl = subprocess.Popen([str(exe), "rate", "3000", "1000"], stdout=subprocess.DEVNULL)
@@ -217,6 +232,10 @@ def run(opts, idle_note: str) -> int:
     table.add("events lost (full speed, default -m)", f"{count['lost']:,}", "0", count["lost"] == 0)
     keep = count["workload_rate"] / base_rate
     table.add("workload rate traced / untraced", f"{keep:.1%}", ">= 30%", keep >= 0.30)
+
+    # The same counting run through --perf-buffer (per-CPU perf rings), in this run
+    for row in perf_buffer_rows(exe, big, paired, count, base_rate):
+        table.add(*row)
 
     f4 = traced(exe, "fields4.py", ["getppid", str(big)], paired)
     table.add("handler reading 4 fields (us/event)", f"{f4['ns_per_event'] / 1000:.3f}", "<= 0.25",

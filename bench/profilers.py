@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ebpfprof benchmark: the profiler sources (issue #10), ratios within one run.
 
-    make bench                 # or: .venv/bin/python bench/profilers.py [--quick]
+    make bench                 # or: .venv/bin/python bench/profilers.py [--quick] [--no-write]
 
 - page-faults on bench/faulter (one thread faulting as fast as it can): consumer CPU per sample
   against the same handler in a bare CPython loop (measured in the run, bench/scripts/paired.py),
@@ -9,13 +9,14 @@
   under `perf record -e page-faults -c 1` (the reference tool, same workload, same run).
 - profile -F 997 -g on both CPUs, both busy: consumer CPU per second of profiling, counting
   only and with every sample's callchain symbolized.
-Prints a table and appends it to bench/RESULTS.md (unless --no-write).
+Prints a table and writes its section of bench/RESULTS.md (unless --no-write or --quick).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -187,7 +188,7 @@ def main() -> int:
 
 
 def run(opts, idle_note: str) -> int:
-    rounds, pages = (20, 16384) if opts.quick else (100, 16384)      # 64 MiB a round
+    rounds, pages = (20, 16384) if opts.quick else (60, 16384)      # 64 MiB a round
     exe = build_faulter()
     rows: list[tuple[str, str, str, str]] = []
 
@@ -196,9 +197,12 @@ def run(opts, idle_note: str) -> int:
         rows.append((name, value, target, verdict))
         print(f"{name:<72} {value:>18} {target:>12} {verdict}", flush=True)
 
-    base = untraced(exe, rounds, pages)
-    add("page-faults workload untraced (faults/s)", f"{base:,.0f}")
-    runs = [traced_faults(exe, rounds, pages) for _ in range(3)]
+    bases, runs = [], []
+    for _ in range(3):               # interleaved, same length: the rate drifts with the VM
+        bases.append(untraced(exe, rounds, pages))
+        runs.append(traced_faults(exe, rounds, pages))
+    base = statistics.median(bases)
+    add("page-faults workload untraced (faults/s, median of 3)", f"{base:,.0f}")
     r = sorted(runs, key=lambda x: x["ratio"])[1]      # the run with the median ratio
     add("page-faults: consumer CPU (us/sample)", f"{r['ns_per_event'] / 1000:.3f}")
     add("  same handler in a bare CPython loop, same run (us/call)", f"{r['loop_ns'] / 1000:.3f}")
@@ -210,19 +214,22 @@ def run(opts, idle_note: str) -> int:
         f"{r['events']:,}", f">= {r['faults']:,}", r["events"] >= r["faults"])
     add("page-faults: samples lost (default -m), worst of 3 runs", f"{max(x['lost'] for x in runs):,}", "0",
         all(x["lost"] == 0 for x in runs))
-    add("page-faults workload traced by ebpfprof (faults/s, % of untraced)",
-        f"{r['rate']:,.0f} ({r['rate'] / base:.0%})")
+    traced_rate = statistics.median(x["rate"] for x in runs)
+    add("page-faults workload traced by ebpfprof (faults/s median of 3, % of untraced)",
+        f"{traced_rate:,.0f} ({traced_rate / base:.0%})")
+    add("  per-run rates, untraced | traced (k faults/s, in run order)",
+        " ".join(f"{b / 1000:.0f}" for b in bases) + " | " + " ".join(f"{x['rate'] / 1000:.0f}" for x in runs))
     perf = perf_record(exe, rounds, pages)
     if "error" in perf:
         add("  same workload under perf record -e page-faults -c 1", f"not measured: {perf['error']}")
     else:
         add("  same workload under perf record -e page-faults -c 1 (faults/s, % of untraced)",
             f"{perf['rate']:,.0f} ({perf['rate'] / base:.0%})")
-        add("  traced rate: ebpfprof / perf record", f"{r['rate'] / perf['rate']:.0%}")
+        add("  traced rate: ebpfprof / perf record", f"{traced_rate / perf['rate']:.0%}")
         add("  perf record: samples written / its CPU per sample (us, reference)",
             f"{perf['samples']:,}{' (lost some)' if perf['lost'] else ''} / {perf['ns_per_event'] / 1000:.3f}")
 
-    seconds = 3 if opts.quick else 10
+    seconds = 3 if opts.quick else 6
     count = profile_cost(seconds, "profile_count.py")
     add("profile -F 997 -g, 2 busy CPUs: samples/s", f"{count['events'] / seconds:,.0f}")
     add("profile -F 997 -g: consumer CPU per second, counting (ms/s)", f"{count['cpu_per_s'] / 1e6:.1f}")

@@ -75,7 +75,9 @@ class _NoConfig:
 
 
 class Pairing:
-    def __init__(self, handler, handled, make_event=prebuilt_event) -> None:
+    def __init__(self, handler, handled, make_event=prebuilt_event,
+                 min_window_events: int = MIN_WINDOW_EVENTS) -> None:
+        self.min_window_events = min_window_events     # fewer: the window is left out
         self.handler = handler          # the script's handler
         self.handled = handled          # () -> how many times the handler has run
         self.make_event = make_event    # () -> the PerfEvent the bare loops call it with
@@ -116,7 +118,7 @@ class Pairing:
             cpu_ns = int(f.read().split()[0])
         ratios, c_ratios, live, loop, c_loop = [], [], [], [], []
         for i, (cpu, events) in enumerate(self.windows):
-            if events < MIN_WINDOW_EVENTS or i + 1 >= len(self.loops):
+            if events < self.min_window_events or i + 1 >= len(self.loops):
                 continue
             py = (self.loops[i][0] + self.loops[i + 1][0]) / 2
             c = (self.loops[i][1] + self.loops[i + 1][1]) / 2

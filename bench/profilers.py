@@ -217,8 +217,8 @@ def run(opts, idle_note: str) -> int:
     traced_rate = statistics.median(x["rate"] for x in runs)
     add("page-faults workload traced by ebpfprof (faults/s median of 3, % of untraced)",
         f"{traced_rate:,.0f} ({traced_rate / base:.0%})")
-    add("  per-run rates, untraced | traced (k faults/s, in run order)",
-        " ".join(f"{b / 1000:.0f}" for b in bases) + " | " + " ".join(f"{x['rate'] / 1000:.0f}" for x in runs))
+    add("  per-run rates, untraced; traced (k faults/s, in run order)",
+        " ".join(f"{b / 1000:.0f}" for b in bases) + "; " + " ".join(f"{x['rate'] / 1000:.0f}" for x in runs))
     perf = perf_record(exe, rounds, pages)
     if "error" in perf:
         add("  same workload under perf record -e page-faults -c 1", f"not measured: {perf['error']}")

@@ -44,6 +44,7 @@ bench: setup
 	@$(VPY) bench/run.py
 	@$(VPY) bench/startstop.py
 	@$(VPY) bench/profilers.py
+	@$(VPY) bench/probes.py
 
 # A 10-minute run at a high rate: exact accounting, flat RSS and fds (SOAK_SECONDS=60 for less).
 soak: setup

@@ -219,7 +219,8 @@ def test_the_guides_cython_build_uses_programs_that_are_here():
 
 
 # -- links ------------------------------------------------------------------------------------
-LINKED_DOCS = [ROOT / "docs" / n for n in ("guide.md", "selectors.md", "perfevent.md", "profilers.md")] + \
+LINKED_DOCS = [ROOT / "docs" / n for n in ("guide.md", "selectors.md", "perfevent.md", "profilers.md",
+                                           "probes.md")] + \
     sorted((ROOT / "docs" / "ops").glob("*.md"))
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 

@@ -110,8 +110,9 @@ def fentry_refused(function: str) -> str | None:
 
     from ebpfprof.kernel.btf import BtfError, function_id
 
-    nr_bpf = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
-    if nr_bpf is None:
+    from ebpfprof.kernel.perf_abi import NR_BPF as nr_bpf
+
+    if nr_bpf < 0:
         return f"ebpfprof cannot load BPF programs itself on {platform.machine()}"
     try:
         btf_id = function_id(function)
@@ -143,8 +144,9 @@ def bpf_ringbuf_supported() -> bool:
     ring buffer map and closing it. Without one, BPF sources write to a perf buffer."""
     import ctypes
 
-    nr_bpf = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
-    if nr_bpf is None:
+    from ebpfprof.kernel.perf_abi import NR_BPF as nr_bpf
+
+    if nr_bpf < 0:
         return True            # no way to ask: let BCC say what it says
     libc = ctypes.CDLL(None, use_errno=True)
     # union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries, ...

@@ -22,7 +22,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
 
-_NR_PERF_EVENT_OPEN, _NR_BPF = {"x86_64": (298, 321), "aarch64": (241, 280)}.get(os.uname().machine, (-1, -1))
+_NR_PERF_EVENT_OPEN, NR_BPF = {"x86_64": (298, 321), "aarch64": (241, 280)}.get(os.uname().machine, (-1, -1))
 
 PERF_TYPE_HARDWARE = 0
 PERF_TYPE_SOFTWARE = 1
@@ -185,7 +185,7 @@ def attach_bpf(prog_fd: int, perf_fd: int, cookie: int | None = None) -> int | N
     PERF_EVENT_IOC_SET_BPF. Returns the link fd, or None for the ioctl way."""
     attr = _LinkCreateAttr(prog_fd=prog_fd, target_fd=perf_fd, attach_type=BPF_PERF_EVENT,
                            bpf_cookie=cookie or 0)
-    fd = _libc.syscall(_NR_BPF, BPF_LINK_CREATE, ctypes.byref(attr), ctypes.sizeof(attr))
+    fd = _libc.syscall(NR_BPF, BPF_LINK_CREATE, ctypes.byref(attr), ctypes.sizeof(attr))
     if fd >= 0:
         return fd
     if cookie is not None:

@@ -65,7 +65,7 @@ def _last_meaningful_line(log: str) -> str:
     return "(no message)"
 
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine, -1)
+_SYS_BPF = perf_abi.NR_BPF
 _BPF_OBJ_GET_INFO_BY_FD = 15
 _RECURSION_MISSES_OFFSET = 208      # struct bpf_prog_info.recursion_misses (uapi, stable)
 _PROG_INFO_SIZE = 224

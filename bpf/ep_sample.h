@@ -1,3 +1,12 @@
+/**
+ * bpf/ep_sample.h: struct ep_sample, the 32-byte header of every record a program writes.
+ *
+ * Needs:    u16, u32, u64 as the kernel spells them (BCC defines them); nothing else: no map, no
+ *           helper, any program type. Include guard EP_SAMPLE_H.
+ * Verifier: nothing (a type).
+ * Use:      #include "ep_sample.h" works (cflags -I bpf/); prelude.h needs it first.
+ *   struct ep_sample *s = ep_reserve(sizeof(*s) + 16);
+ */
 /*
  * struct ep_sample: the header of every record in the run's BPF ring buffer (ep_ring).
  *

@@ -1,3 +1,22 @@
+/**
+ * bpf/prelude.h: the run's gate (ep_gate), per-CPU loss state (ep_cpu_state), the header and
+ * common-field writers (ep_fill_header, ep_fill_common), EP_DONE, and the keep-everything
+ * filters ep_keep_all / ep_any_cpu.
+ *
+ * Needs:    struct ep_sample (ep_sample.h) before it. Maps: BPF_ARRAY ep_gate[1] (user space
+ *           stores 1 at [0] to open it), BPF_PERCPU_ARRAY ep_cpu_state[1]. Helpers:
+ *           bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_get_smp_processor_id (any tracing
+ *           or perf_event program).
+ * Verifier: ep_fill_header(s, st, ...) writes 32 bytes at s and reads st: both checked
+ *           non-NULL (a reservation, a map value); ep_fill_common(raw, ...) writes 8 bytes.
+ * Use:      paste its text into the program, after ep_sample.h: BCC rewrites map calls
+ *           (ep_gate.lookup()) only in the text it is given, not in #included files.
+ *   if (!ep_gate_open())
+ *           return EP_DONE;
+ *   st = ep_cpu_state.lookup(&zero);
+ *   ...
+ *   ep_fill_header(s, st, 0, 0, 16);
+ */
 /*
  * ebpfprof prelude: the record every program writes, the ring it goes to, loss accounting.
  *

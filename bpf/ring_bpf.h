@@ -1,3 +1,24 @@
+/**
+ * bpf/ring_bpf.h: ep_ring as one BPF ring buffer: ep_reserve / ep_submit (in place) and
+ * ep_output (a copy), with the wakeup batching and loss counting of a run.
+ *
+ * Needs:    Linux 5.8 (BPF_MAP_TYPE_RINGBUF: bpf_ringbuf_reserve/submit/output). prelude.h
+ *           before it (struct ep_cpu_state). Defined before it: EP_RING_PAGES (a power of two)
+ *           and EP_WAKEUP_EVERY (wake the reader every N records per CPU; 1: every record).
+ *           ring_perf.h is the other ring: same four names, include one of the two.
+ * Verifier: ep_reserve's size must be a constant it can see; the pointer it returns is checked
+ *           for NULL and then given to ep_submit exactly once. ep_output's size must be bounded
+ *           and readable at s.
+ * Use:      paste its text (it calls map methods: BCC rewrites those only in its own text).
+ *   s = ep_reserve(sizeof(*s) + 16);
+ *   if (!s) {
+ *           st->lost++;
+ *           return EP_DONE;
+ *   }
+ *   ep_fill_header(s, st, 0, 0, 16);
+ *   ep_submit(ctx, s, sizeof(*s) + 16, st);
+ *   User space: b["ep_ring"].open_ring_buffer(callback), then b.ring_buffer_poll().
+ */
 /*
  * The run's ring: one BPF ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8) shared by every CPU,
  * so records reach the reader in about the order they were written. Records are reserved in

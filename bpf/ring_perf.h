@@ -1,7 +1,20 @@
+/**
+ * bpf/ring_perf.h: ep_ring as a perf event array: the same ep_reserve / ep_submit / ep_output
+ * as ring_bpf.h, through a per-CPU staging area (ep_stage) and bpf_perf_event_output().
+ *
+ * Needs:    BPF_MAP_TYPE_PERF_EVENT_ARRAY (any kernel with BPF tracing), BPF_PERCPU_ARRAY of
+ *           EP_STAGE_SIZE bytes; prelude.h before it. User space puts one
+ *           PERF_COUNT_SW_BPF_OUTPUT perf event per CPU in ep_ring. No macro to define.
+ * Verifier: ctx is the program's own context (perf_submit needs it); ep_reserve can return
+ *           NULL (a map lookup): check it; sizes are bounded and at most EP_STAGE_SIZE. One
+ *           record at a time per CPU: a second ep_reserve returns the same area.
+ * Use:      paste its text (map methods: see prelude.h), as ring_bpf.h's example.
+ *   User space: b["ep_ring"].open_perf_buffer(callback), then b.perf_buffer_poll().
+ */
 /*
  * The run's ring, --perf-buffer (and kernels before 5.8, which have no BPF ring buffer): a
  * perf event array holding one PERF_COUNT_SW_BPF_OUTPUT event per CPU, which ebpfprof opens
- * and maps itself (sources/bpf.py); bpf_perf_event_output() appends a record, as the RAW
+ * and maps itself (sources/perf_buffer.py); bpf_perf_event_output() appends a record, as the RAW
  * member of a PERF_RECORD_SAMPLE, to the ring of the CPU it runs on. The reader is woken by
  * the events' watermark. Nothing can be reserved in a perf ring: a record is built in a
  * per-CPU staging area, then copied; a full ring refuses the copy, and the record is counted

@@ -1,3 +1,25 @@
+/**
+ * bpf/scratch.h: a per-CPU 8 KB area (ep_scratch) for records whose size is known only at run
+ * time: ep_copy_raw copies a tracepoint record into it, ep_copy_stack appends callchains.
+ *
+ * Needs:    EP_MAX_STACK defined before it (frames per callchain, at most 127, the kernel's
+ *           perf_event_max_stack default); prelude.h before it (ep_fill_common,
+ *           EP_CONTEXT_*). Helpers: bpf_probe_read_kernel (5.5), bpf_get_stack (4.18,
+ *           BPF_F_USER_STACK for user frames). Map: BPF_PERCPU_ARRAY ep_scratch[1].
+ * Verifier: sc is the checked result of ep_scratch.lookup(); ep_copy_raw's ctx is a tracepoint
+ *           program's context; ep_copy_stack's max_frames is a constant <= EP_MAX_STACK (its
+ *           frames must stay inside sc). The caller masks the total it sends with
+ *           EP_SCRATCH_SIZE - 1 so that ep_output's size has a bound the verifier sees.
+ * Use:      #include "scratch.h" works (it declares a map but calls none).
+ *   sc = ep_scratch.lookup(&zero);
+ *   if (!st || !sc)
+ *           return EP_DONE;
+ *   raw_padded = ep_copy_raw(sc, ctx, size, event_id);
+ *   nr = ep_copy_stack(sc, ctx, raw_padded, 1, 0, EP_MAX_STACK);
+ *   ep_fill_header(&sc->s, st, 0, nr, sc->s.raw_size);
+ *   total = (sizeof(sc->s) + raw_padded + nr * 8) & (EP_SCRATCH_SIZE - 1);
+ *   ep_output(ctx, &sc->s, total, st);
+ */
 /*
  * A per-CPU scratch record for events whose size is only known at run time (__data_loc
  * payloads, callchains): built here, then copied into the ring with its exact size.

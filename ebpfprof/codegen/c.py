@@ -16,6 +16,10 @@ __all__ = ["CIdent", "ident", "CCode", "emitted", "c_comment", "snippet", "snipp
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SNIPPETS: dict[str, str] = {}
+# A snippet's leading /** ... */ block documents it for people who use bpf/ as a library
+# (docs/bpf-snippets.md): what it needs, what the verifier asks of the caller, a minimal use.
+# It is not pasted: a generated program keeps only the comments that explain its own code.
+_LIBRARY_DOC = re.compile(r"\A/\*\*\n.*?\*/\n+", re.S)
 
 
 class CIdent(str):
@@ -81,9 +85,9 @@ def _snippet_dir() -> Path:
 
 
 def snippet_text(name: str) -> str:
-    """A file of ``bpf/`` as it is."""
+    """A file of ``bpf/`` as it is, less its leading ``/**`` library documentation."""
     if name not in _SNIPPETS:
-        _SNIPPETS[name] = (_snippet_dir() / name).read_text()
+        _SNIPPETS[name] = _LIBRARY_DOC.sub("", (_snippet_dir() / name).read_text(), count=1)
     return _SNIPPETS[name]
 
 

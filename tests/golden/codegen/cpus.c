@@ -168,9 +168,9 @@ static __always_inline void ep_output(void *ctx, struct ep_sample *s, u32 size, 
 #define EP_WANT_TID(x) (1)
 
 /*
- * Which tasks and CPUs a run watches (-p, -t, -C, cpus=): checked first, before any copy.
- * EP_WANT_TGID(tgid), EP_WANT_TID(tid) and EP_WANT_CPU(cpu) are generated per run; each is
- * 1 when that restriction is not given.
+ * Which tasks a run watches (-p, -t): checked first, before any copy. EP_WANT_TGID(tgid) and
+ * EP_WANT_TID(tid) are generated per run; each is 1 when that restriction is not given.
+ * CPUs (-C, cpus=) are a function per selector (cpu_filter.c).
  */
 static __always_inline int ep_task_wanted(void)
 {

@@ -128,7 +128,7 @@ static __always_inline int ep_any_cpu(u32 cpu)
 /*
  * The run's ring, --perf-buffer (and kernels before 5.8, which have no BPF ring buffer): a
  * perf event array holding one PERF_COUNT_SW_BPF_OUTPUT event per CPU, which ebpfprof opens
- * and maps itself (sources/bpf.py); bpf_perf_event_output() appends a record, as the RAW
+ * and maps itself (sources/perf_buffer.py); bpf_perf_event_output() appends a record, as the RAW
  * member of a PERF_RECORD_SAMPLE, to the ring of the CPU it runs on. The reader is woken by
  * the events' watermark. Nothing can be reserved in a perf ring: a record is built in a
  * per-CPU staging area, then copied; a full ring refuses the copy, and the record is counted
@@ -167,9 +167,9 @@ static __always_inline void ep_submit(void *ctx, struct ep_sample *s, u32 size, 
 #define EP_WANT_TID(x) (1)
 
 /*
- * Which tasks and CPUs a run watches (-p, -t, -C, cpus=): checked first, before any copy.
- * EP_WANT_TGID(tgid), EP_WANT_TID(tid) and EP_WANT_CPU(cpu) are generated per run; each is
- * 1 when that restriction is not given.
+ * Which tasks a run watches (-p, -t): checked first, before any copy. EP_WANT_TGID(tgid) and
+ * EP_WANT_TID(tid) are generated per run; each is 1 when that restriction is not given.
+ * CPUs (-C, cpus=) are a function per selector (cpu_filter.c).
  */
 static __always_inline int ep_task_wanted(void)
 {

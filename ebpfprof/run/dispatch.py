@@ -93,6 +93,7 @@ class Dispatcher:
         self._lost_reported = 0
         self._lost_last_report = 0.0
         self._old_handlers: dict[int, object] = {}
+        self._poller = None
         self.exit_code: int | None = None     # set when a handler called sys.exit()
 
     # -- reporting ----------------------------------------------------------------------------
@@ -158,36 +159,58 @@ class Dispatcher:
             return True
         return False
 
-    def _loop(self, poller, interval_s: float | None, next_interval: float | None) -> None:
+    def begin(self) -> None:
+        """Get ready to loop: the -N budget, the fds to wait on, the first -i and -p checks."""
         cfg = self.config
-        next_pid_check = time.monotonic() + 0.1
-        startup_ends = time.monotonic() + STARTUP_S
-        while not self._done():
-            now = time.monotonic()
-            timeout = (STARTUP_DRAIN_MS if now < startup_ends else DRAIN_PERIOD_MS) / 1000
-            if next_interval is not None:
-                timeout = max(0.0, min(timeout, next_interval - now))
-            try:
-                poller.poll(timeout)
-            except InterruptedError:
-                pass
-            self._drain()
-            if self._done():
-                break
-            now = time.monotonic()
-            if next_interval is not None and now >= next_interval:
-                call_callback(self.callbacks.interval)
-                next_interval += interval_s
-                if next_interval < now:   # a slow __interval__: do not fire a burst
-                    next_interval = now + interval_s
-            if self.signals.want_stats:
-                self.signals.want_stats = False
-                self.print_stats()
-            self._report_lost()
-            if cfg.pids and now >= next_pid_check:
-                next_pid_check = now + 0.1
-                if not any(_alive(p) for p in cfg.pids):
-                    self._stop_reason = "end of input (the -p processes exited)"
+        if cfg.exit_after is not None:
+            self.reader.budget = cfg.exit_after
+        self._poller = select.epoll()
+        for fd in self.session.wait_fds:
+            # Edge-triggered: wake on the sources' wakeups (every few thousand records),
+            # not whenever a record is there, so a flood is read in large batches.
+            self._poller.register(fd, select.EPOLLIN | select.EPOLLET)
+        now = time.monotonic()
+        self._interval_s = cfg.interval_ms / 1000 if cfg.interval_ms else None
+        self._next_interval = now + self._interval_s if self._interval_s else None
+        self._next_pid_check = now + 0.1
+        self._startup_ends = now + STARTUP_S
+        self.signals.on_second_stop = self.reader.stop
+
+    def step(self, max_wait: float | None = None) -> bool:
+        """One turn of the loop: wait (a drain period at most, or ``max_wait`` s), drain, then
+        the timers, statistics, loss reports and the -p check. False once the run is done."""
+        if self._done():
+            return False
+        cfg = self.config
+        now = time.monotonic()
+        timeout = (STARTUP_DRAIN_MS if now < self._startup_ends else DRAIN_PERIOD_MS) / 1000
+        if self._next_interval is not None:
+            timeout = max(0.0, min(timeout, self._next_interval - now))
+        if max_wait is not None:
+            timeout = max(0.0, min(timeout, max_wait))
+        try:
+            self._poller.poll(timeout)
+        except InterruptedError:
+            pass
+        self._drain()
+        if self._done():
+            return False
+        now = time.monotonic()
+        if self._next_interval is not None and now >= self._next_interval:
+            call_callback(self.callbacks.interval)
+            self._next_interval += self._interval_s
+            if self._next_interval < now:   # a slow __interval__: do not fire a burst
+                self._next_interval = now + self._interval_s
+        if self.signals.want_stats:
+            self.signals.want_stats = False
+            self.print_stats()
+        self._report_lost()
+        if cfg.pids and now >= self._next_pid_check:
+            self._next_pid_check = now + 0.1
+            if not any(_alive(p) for p in cfg.pids):
+                self._stop_reason = "end of input (the -p processes exited)"
+                return False
+        return True
 
     def _final_drain(self) -> None:
         """Deliver what the stopped sources left in the rings (in order with --order), within
@@ -210,28 +233,32 @@ class Dispatcher:
 
     def run(self) -> str:
         """Loop until done; returns why it stopped. __exit__ is the caller's (see session)."""
-        cfg = self.config
-        if cfg.exit_after is not None:
-            self.reader.budget = cfg.exit_after
-        poller = select.epoll()
-        for fd in self.session.wait_fds:
-            # Edge-triggered: wake on the sources' wakeups (every few thousand records),
-            # not whenever a record is there, so a flood is read in large batches.
-            poller.register(fd, select.EPOLLIN | select.EPOLLET)
-        interval_s = cfg.interval_ms / 1000 if cfg.interval_ms else None
-        next_interval = time.monotonic() + interval_s if interval_s else None
-        self.signals.on_second_stop = self.reader.stop
+        self.begin()
         try:
-            interrupted = False
-            try:
-                self._loop(poller, interval_s, next_interval)
-            except SystemExit as e:        # sys.exit() in a handler: stop, still run __exit__
-                self._stop_reason = "sys.exit() in a handler"
-                self.exit_code = _exit_status(e)
-            except KeyboardInterrupt:      # a second signal: stop now, still run __exit__
-                self._stop_reason = "interrupted twice"
-                self.exit_code = 130
-                interrupted = True
+            interrupted = self._loop()
+        except BaseException:
+            self.release()
+            raise
+        return self.finish(interrupted)
+
+    def _loop(self) -> bool:
+        """step() until done; True if a second signal interrupted it."""
+        try:
+            while self.step():
+                pass
+        except SystemExit as e:        # sys.exit() in a handler: stop, still run __exit__
+            self._stop_reason = "sys.exit() in a handler"
+            self.exit_code = _exit_status(e)
+        except KeyboardInterrupt:      # a second signal: stop now, still run __exit__
+            self._stop_reason = "interrupted twice"
+            self.exit_code = 130
+            return True
+        return False
+
+    def finish(self, interrupted: bool = False) -> str:
+        """Stop every source and deliver what the rings still hold (unless ``interrupted``:
+        then it is counted lost), report the losses; returns why the run stopped."""
+        try:
             # From here on nothing more is recorded: what the rings hold is all there is.
             self.session.stop()
             if self.exit_code is None:
@@ -247,9 +274,15 @@ class Dispatcher:
             self._lost_at_end()
             self._report_lost(force=True)
         finally:
-            self.signals.on_second_stop = None
-            poller.close()
+            self.release()
         return self._stop_reason or "stop"
+
+    def release(self) -> None:
+        """Stop looping, delivering nothing more (finish() does it too): the poller is closed."""
+        self.signals.on_second_stop = None
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
 
 
 _FINAL_PASSES = 100

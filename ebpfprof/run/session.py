@@ -4,6 +4,13 @@
 run's sources; it is a context manager, and leaving it (normally, by an exception, or by a
 signal turned into one) closes every source, whatever it had got to.
 
+Every run goes the same way, whoever its handlers are: ``resolve_run`` (checks, selectors),
+``open_run`` (sources and event classes for a handlers namespace), ``start_run`` (gates open,
+``__init__``, the Dispatcher), the Dispatcher's loop, ``say_stopped``. ``run_handlers`` is that
+whole path for a command: ``ebpfprof python`` gives it the script's module, ``ebpfprof trace``
+a printing ``__sample__`` (commands/trace.py); the Python API (api.py) steps the same
+Dispatcher from the caller's loop.
+
 The order of a run, and why:
   1. resolve every selector, load the script       mistakes reported before the kernel is touched
   2. open every source, gated                      compiled, attached, mmapped: recording nothing
@@ -33,7 +40,8 @@ from ebpfprof.run.script import Callbacks, find_callbacks, load_module, print_sc
 from ebpfprof.run.signals import run_signals
 from ebpfprof.sources import Source, sources_for
 
-__all__ = ["run_python", "TracingSession"]
+__all__ = ["run_python", "run_handlers", "resolve_run", "open_run", "start_run", "say_stopped",
+           "TracingSession"]
 
 
 class TracingSession:
@@ -131,8 +139,10 @@ def _preload_symbols(config: RunConfig) -> None:
             pass
 
 
-def run_python(config: RunConfig) -> int:
-    """`ebpfprof python`: returns the exit status."""
+def resolve_run(config: RunConfig) -> tuple[RunConfig, list]:
+    """Steps every run shares before its handlers exist: the privileges and BCC it needs, its
+    selectors resolved (every mistake reported before the kernel is touched), -p/-t checked.
+    Returns the config (-p thread ids made processes) and the specs, in class-index order."""
     from ebpfprof.bcc_loader import headers_warning, import_bcc
     from ebpfprof.kernel.features import kernel_headers, require_privileges
 
@@ -143,51 +153,85 @@ def run_python(config: RunConfig) -> int:
     specs = resolve_selectors(config.events, config, warn=log)
     _check_tasks_exist(config)
     config = _processes_of(config, log)
-    if config.module is None:
-        raise ScriptError("no script given", hint="ebpfprof python -e EVENT script.py (or `help` for a template)")
     # stderr is for problems: the generic-headers note is -v only (a compile failure repeats it)
     warning = headers_warning() if config.verbose >= 1 else None
     if warning:
         log(warning)
     if config.verbose >= 1 and tracefs.mounted_by_us:
         log(f"mounted tracefs at {tracefs.tracefs_root()}")
+    return config, specs
 
+
+def open_run(config: RunConfig, specs: list, handlers) -> tuple[TracingSession, Callbacks]:
+    """The run's session (not entered yet) and callbacks, for ``handlers``: a module, or any
+    object whose ``vars()`` maps the script's names (``sys__name``, ``__sample__``,
+    ``__exit__``...) to callables. Each class gets its own handler, else ``__sample__``."""
+    callbacks = find_callbacks(handlers)
+    sources = sources_for(specs, config)
+    _install_hooks(sources, config)
+    _preload_symbols(config)
+    # In the order the selectors were resolved: a record names its class by that index
+    classes = event_classes([spec.event for spec in specs], handlers, callbacks)
+    unhandled = [c.name for c in classes if c.handler is None]
+    if unhandled:
+        _warn(config)(f"no handler and no __sample__ for {', '.join(unhandled)}: those events are dropped")
+    return TracingSession(sources, classes, callbacks.lost), callbacks
+
+
+def start_run(session: TracingSession, callbacks: Callbacks, config: RunConfig) -> Dispatcher:
+    """Open every gate of an entered session, then __init__(); the run's Dispatcher."""
+    session.start()
+    if config.verbose >= 1:      # said once recording: tests start workloads on it
+        for source in session.sources:
+            _warn(config)(f"attached {source.describe()}")
+    _call_init(callbacks)
+    return Dispatcher(session, session.classes, callbacks, config)
+
+
+def say_stopped(session: TracingSession, reason: str, config: RunConfig, level: int = 1) -> None:
+    """Why the run stopped, its events and exact losses, from ``level`` of -v up (stderr)."""
+    if config.verbose < level:
+        return
+    log = _warn(config)
+    log(f"stopping: {reason}; {session.reader.delivered} events delivered, {session.reader.lost} lost")
+    for source in session.sources:
+        for note in source.stop_notes():
+            log(note)
+
+
+def run_handlers(config: RunConfig, specs: list, handlers,
+                 report_stop: Callable[[TracingSession, str], None] | None = None) -> int:
+    """A whole run of ``handlers`` (see open_run) until it stops; returns the exit status.
+    ``report_stop(session, reason)`` says how it stopped (default: say_stopped's -v line)."""
+    if run_signals.stop_requested:      # stopped while starting: nothing ran yet
+        return 0
+    session, callbacks = open_run(config, specs, handlers)
+    with session:
+        if run_signals.stop_requested:
+            return 0
+        dispatcher = start_run(session, callbacks, config)
+        reason = dispatcher.run()
+        if report_stop is None:
+            say_stopped(session, reason, config)
+        else:
+            report_stop(session, reason)
+    sys.stdout.flush()
+    call_callback(callbacks.exit)
+    sys.stdout.flush()
+    return dispatcher.exit_code or 0
+
+
+def run_python(config: RunConfig) -> int:
+    """`ebpfprof python`: returns the exit status."""
+    config, specs = resolve_run(config)
+    if config.module is None:
+        raise ScriptError("no script given", hint="ebpfprof python -e EVENT script.py (or `help` for a template)")
     # The script loads first: its mistakes are reported before the 0.3 s compile. (Not in
     # parallel: libbcc changes the working directory while it compiles.)
     module = load_module(config.module, config.args)
     if config.verbose >= 0:      # perf-prof's line, on stdout: its users' tooling expects it
         print(f"Loaded module: {getattr(module, '__file__', None) or config.module}", flush=True)
-    callbacks = find_callbacks(module)
-    if run_signals.stop_requested:      # stopped while starting: nothing ran yet
-        return 0
-    sources = sources_for(specs, config)
-    _install_hooks(sources, config)
-    _preload_symbols(config)
-    # In the order the selectors were resolved: a record names its class by that index
-    classes = event_classes([spec.event for spec in specs], module, callbacks)
-    unhandled = [c.name for c in classes if c.handler is None]
-    if unhandled:
-        log(f"no handler and no __sample__ for {', '.join(unhandled)}: those events are dropped")
-
-    with TracingSession(sources, classes, callbacks.lost) as session:
-        if run_signals.stop_requested:
-            return 0
-        session.start()
-        if config.verbose >= 1:      # said once recording: tests start workloads on it
-            for source in session.sources:
-                log(f"attached {source.describe()}")
-        _call_init(callbacks)
-        dispatcher = Dispatcher(session, classes, callbacks, config)
-        reason = dispatcher.run()
-        if config.verbose >= 1:
-            log(f"stopping: {reason}; {session.reader.delivered} events delivered, {session.reader.lost} lost")
-            for source in session.sources:
-                for note in source.stop_notes():
-                    log(note)
-    sys.stdout.flush()
-    call_callback(callbacks.exit)
-    sys.stdout.flush()
-    return dispatcher.exit_code or 0
+    return run_handlers(config, specs, module)
 
 
 def _check_tasks_exist(config: RunConfig) -> None:

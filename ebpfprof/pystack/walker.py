@@ -1,19 +1,17 @@
-"""The stack walk the BPF program does at an event, done from user space on a live thread: the
-reference that validates a layout and the TLS rule on real interpreters (tests), and shows the
-BPF side exactly which reads to make.
+"""The stack walk the BPF program does at an event, done from user space on a live thread, with
+exactly the values of ``bpf_params(target)``: the reference that validates those values (the
+layout and the TLS rule) on real interpreters, and shows the BPF side which reads to make.
 
-    tstate = *(fs_base + tls.specific + key * tls.entry_size + tls.data)      key = *tss_key_addr
-    frame  = *(tstate + tstate_frame[0]) [-> *(frame + tstate_frame[1])]
-    loop:  owner == frame_owner_skip ? skip : record (*(frame + frame_code), *(frame + frame_instr))
-           frame = *(frame + frame_previous)
-
-or, without the TLS rule, ``thread_state(..., via="threads")``: the interpreters' thread lists,
-matching native_thread_id with the thread's id in its pid namespace. Pairs come innermost first.
+The thread's FS base comes from ptrace here (the thread is stopped for a moment); BPF reads
+``task->thread.fsbase``. Without the TLS rule (``via="threads"``) the thread state is found in
+the interpreters' thread lists by native_thread_id (the tid in the process's pid namespace).
+Pairs come innermost first.
 """
 from __future__ import annotations
 
 from ebpfprof.pystack._ptrace import fs_base
 from ebpfprof.pystack.detect import PyTarget, ns_tid
+from ebpfprof.pystack.params import bpf_params
 
 __all__ = ["walk_thread", "thread_state", "walk_frames", "MAX_FRAMES", "MAX_THREADS", "WalkError"]
 
@@ -23,60 +21,61 @@ MAX_INTERPRETERS = 64
 
 
 class WalkError(RuntimeError):
-    """The thread has no Python thread state that this walk can find."""
+    """The thread's state cannot be found this way."""
 
 
-def _tstate_by_tls(target: PyTarget, tid: int) -> int:
-    if target.tls is None:
+def _tstate_by_tls(target: PyTarget, p: dict[str, int], tid: int) -> int:
+    if not p["tls_ok"]:
         raise WalkError(f"process {target.pid}: no TLS rule for its libc")
-    key = target.tss_key()
-    addr = target.tls.value_address(fs_base(tid), key)
-    if addr is None:
+    key = target.memory.u32(p["tss_key_addr"])
+    if key >= p["tls_max_key"]:
         raise WalkError(f"process {target.pid}: TSS key {key} is past the first pthread key block")
-    return target.memory.u64(addr)
+    return target.memory.u64(fs_base(tid) + p["tls_specific_off"] + key * p["tls_entry_size"] + p["tls_data_off"])
 
 
-def _tstate_by_threads(target: PyTarget, tid: int) -> int:
-    mem, lay = target.memory, target.layout
+def _tstate_by_threads(target: PyTarget, p: dict[str, int], tid: int) -> int:
+    mem = target.memory
     want = ns_tid(target.pid, tid)
-    interp = mem.u64(target.interpreters_head_addr)
+    interp = mem.u64(p["interpreters_head_addr"])
     for _ in range(MAX_INTERPRETERS):
         if not interp:
             break
-        tstate = mem.u64(interp + lay.interp_threads_head)
+        tstate = mem.u64(interp + p["interp_threads_head_off"])
         for _ in range(MAX_THREADS):
             if not tstate:
                 break
-            if mem.u64(tstate + lay.tstate_native_thread_id) == want:
+            if mem.u64(tstate + p["tstate_native_tid_off"]) == want:
                 return tstate
-            tstate = mem.u64(tstate + lay.tstate_next)
-        interp = mem.u64(interp + lay.interp_next)
+            tstate = mem.u64(tstate + p["tstate_next_off"])
+        interp = mem.u64(interp + p["interp_next_off"])
     return 0
 
 
 def thread_state(target: PyTarget, tid: int, via: str = "tls") -> int:
-    """Thread ``tid``'s ``PyThreadState *`` (0: the thread has none), by the TLS rule
-    (``via="tls"``, what BPF does; stops the thread for a moment) or the thread list."""
+    """Thread ``tid``'s (host tid) ``PyThreadState *``, 0 if it has none: by the TLS rule
+    (``via="tls"``, what BPF does) or the thread list (``via="threads"``)."""
+    p = bpf_params(target)
     if via == "tls":
-        return _tstate_by_tls(target, tid)
+        return _tstate_by_tls(target, p, tid)
     if via == "threads":
-        return _tstate_by_threads(target, tid)
+        return _tstate_by_threads(target, p, tid)
     raise ValueError(f"via must be 'tls' or 'threads', not {via!r}")
 
 
 def walk_frames(target: PyTarget, tstate: int, max_frames: int = MAX_FRAMES) -> list[tuple[int, int]]:
     """(code object, instruction pointer) per frame of thread state ``tstate``, innermost first."""
-    mem, lay = target.memory, target.layout
-    frame = tstate
-    for hop in lay.tstate_frame:
-        frame = mem.u64(frame + hop) if frame else 0
+    mem, p = target.memory, bpf_params(target)
+    frame = mem.u64(tstate + p["tstate_frame_off"])
+    if frame and p["cframe_frame_off"] >= 0:
+        frame = mem.u64(frame + p["cframe_frame_off"])
+    skip = p["frame_owner_skip"]
     pairs: list[tuple[int, int]] = []
     for _ in range(max_frames):
         if not frame:
             break
-        if lay.frame_owner_skip < 0 or mem.u8(frame + lay.frame_owner) != lay.frame_owner_skip:
-            pairs.append((mem.u64(frame + lay.frame_code), mem.u64(frame + lay.frame_instr)))
-        frame = mem.u64(frame + lay.frame_previous)
+        if skip < 0 or mem.u8(frame + p["frame_owner_off"]) != skip:
+            pairs.append((mem.u64(frame + p["frame_code_off"]), mem.u64(frame + p["frame_instr_off"])))
+        frame = mem.u64(frame + p["frame_previous_off"])
     return pairs
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 __all__ = ["ElfFile", "ElfSymbol", "NotElf", "elf_file", "symbol_value", "load_bias", "process_symbol"]
 
-_SHT_SYMTAB, _SHT_DYNSYM = 2, 11
+_SHT_SYMTAB, _SHT_DYNSYM, _SHT_GNU_VERSYM = 2, 11, 0x6FFFFFFF
 _ET_EXEC, _ET_DYN = 2, 3
 _PT_LOAD = 1
 _PF_X = 1
@@ -62,6 +62,9 @@ class ElfFile:
         self.type = e_type
         self.segments = tuple(self._segments(data, e_phoff, e_phentsize, e_phnum))
         self.symbols = self._symbols(data, e_shoff, e_shentsize, e_shnum)
+        # not stripped: nm lists .symtab; of a stripped file only nm -D lists anything
+        self.has_symtab = any(struct.unpack_from("<I", data, e_shoff + i * e_shentsize + 4)[0] == _SHT_SYMTAB
+                              for i in range(e_shnum)) if e_shoff else False
 
     @property
     def position_independent(self) -> bool:
@@ -80,23 +83,37 @@ class ElfFile:
         if not shoff:
             return {}
         sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+        # .gnu.version of each .dynsym (by its index): one u16 per symbol, 0x8000 = hidden
+        versyms = {sh[6]: sh for sh in sections if sh[1] == _SHT_GNU_VERSYM}
         found: dict[str, ElfSymbol] = {}
+        hidden: set[str] = set()      # names whose entry in ``found`` is a non-default version
         # .symtab is the fuller table; .dynsym fills in what a stripped file still exports
         for want in (_SHT_SYMTAB, _SHT_DYNSYM):
-            for sh in sections:
+            for index, sh in enumerate(sections):
                 sh_type, sh_offset, sh_size, sh_link, sh_entsize = sh[1], sh[4], sh[5], sh[6], sh[9]
                 if sh_type != want or not sh_entsize or sh_link >= len(sections):
                     continue
                 strtab = sections[sh_link][4]
-                for off in range(sh_offset, sh_offset + sh_size, sh_entsize):
+                versym = versyms.get(index)
+                for n, off in enumerate(range(sh_offset, sh_offset + sh_size, sh_entsize)):
                     st_name, info, _other, st_shndx, st_value, st_size = struct.unpack_from("<IBBHQQ", data, off)
                     if st_shndx == 0 or not st_value or not st_name:
                         continue
                     end = data.index(b"\0", strtab + st_name)
                     name = data[strtab + st_name:end].decode(errors="replace")
-                    name = name.split("@", 1)[0]        # versioned dynsym names: memcpy@@GLIBC_2.14
-                    if name not in found:
+                    # A name has versions (memcpy@GLIBC_2.2.5, memcpy@@GLIBC_2.14): the plain
+                    # name is the default one (@@, or not hidden in .gnu.version), as the
+                    # linker binds it; a hidden version stands in only when there is no other.
+                    is_hidden = "@" in name and "@@" not in name
+                    if versym is not None and versym[4] + 2 * n + 2 <= len(data):
+                        is_hidden = is_hidden or bool(struct.unpack_from("<H", data, versym[4] + 2 * n)[0] & 0x8000)
+                    name = name.split("@", 1)[0]
+                    if name not in found or (name in hidden and not is_hidden):
                         found[name] = ElfSymbol(name, st_value, st_size, info & 0xF)
+                        if is_hidden:
+                            hidden.add(name)
+                        else:
+                            hidden.discard(name)
         return found
 
     def symbol(self, name: str) -> ElfSymbol | None:

@@ -89,7 +89,9 @@ def _field_lines(event: EventSpec) -> str:
         return "\n".join(f"        {f.name:<{width}} : {f.python_type:<5}  # {f.meaning}" for f in fields)
     own = event.format.own_fields
     width = max((len(f.name) for f in event.format.fields), default=4)
-    lines = [f"        {f.name:<{width}} : {f.python_type:<5}  # {f.type}" for f in own]
+    meanings = dict(event.meanings)
+    lines = [f"        {f.name:<{width}} : {f.python_type:<5}  # {f.type}"
+             + (f": {meanings[f.name]}" if f.name in meanings else "") for f in own]
     lines.append(f"        {'common_*':<{width}} : int    # common_type, common_flags, common_preempt_count, common_pid")
     return "\n".join(lines)
 
@@ -130,6 +132,10 @@ def _repeatable_options(config: RunConfig) -> list[str]:
 
 def run_help(config: RunConfig) -> int:
     """``ebpfprof python -e SELECTORS help``: print the template for the run's selectors."""
-    specs = [spec.event for spec in resolve_selectors(config.events, config)]
+    def warn(message: str) -> None:       # e.g. a selector given twice: the script would see it twice
+        if config.verbose >= 0:
+            sys.stderr.write(f"ebpfprof: {message}\n")
+
+    specs = [spec.event for spec in resolve_selectors(config.events, config, warn=warn)]
     sys.stdout.write(script_template(config.events, specs, _repeatable_options(config)))
     return 0

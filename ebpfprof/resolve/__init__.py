@@ -53,16 +53,20 @@ def duplicates(specs: list) -> list[str]:
     of its events would reach the same handler twice. (Two aliases of one tracepoint, or two
     filters, are how one asks for that on purpose.)"""
     seen: dict[tuple, int] = {}
+    shown: dict[tuple, str] = {}
     for spec in specs:
         sel = spec.selector
         if spec.source != "bpf":
             continue          # two profile selectors are two sets of perf events: each counts
-        key = (spec.event.event_id, spec.event.event_name, (getattr(sel, "filter", None) or "").strip())
+        # a tracepoint is its id; a probe (each has a format id of its own) is its place
+        key = (getattr(spec, "identity", spec.event.event_id), spec.event.event_name,
+               (getattr(sel, "filter", None) or "").strip())
         seen[key] = seen.get(key, 0) + 1
+        shown.setdefault(key, spec.event.event_id)
     out = []
-    for (name, _event, _filter), n in seen.items():
+    for key, n in seen.items():
         if n > 1:
             times = "twice" if n == 2 else f"{n} times"
-            out.append(f"-e selects {name} {times} with the same filter and alias: each of its events "
+            out.append(f"-e selects {shown[key]} {times} with the same filter and alias: each of its events "
                        f"is delivered {times} (give each an alias=, or drop one)")
     return out

@@ -20,7 +20,7 @@ from ebpfprof.lang.filter import compile_filter
 from ebpfprof.lang.selector.ast import ProbeSelector
 from ebpfprof.options import RunConfig
 from ebpfprof.resolve.common import cpus_for
-from ebpfprof.resolve.probe_format import ARG_COUNT, probe_format, probe_registers
+from ebpfprof.resolve.probe_format import ARG_COUNT, STR_LEN, probe_format, probe_registers
 from ebpfprof.resolve.spec import EventSpec, handler_name
 
 __all__ = ["ResolvedProbe", "resolve_probe", "PIDS_AT_ATTACH_MAX"]
@@ -39,6 +39,12 @@ class ResolvedProbe:
     selector: ProbeSelector
     event: EventSpec
     program: ProbeProgram
+
+    @property
+    def identity(self) -> tuple:
+        """What makes two probes the same probe: the kind and the place it resolved to."""
+        t = self.program.target
+        return (self.selector.kind, t.path or t.function, t.offset)
 
 
 def _register_offset(name: str, offsets: dict[str, int]) -> int:
@@ -105,7 +111,7 @@ def resolve_probe(sel: ProbeSelector, config: RunConfig, online: tuple[int, ...]
         func_address = _kernel_function_address(sel.function)
         target = ProbeTarget("kprobe", sel.is_return, function=sel.function, offset=sel.offset)
         where = sel.place
-    shown = sel.alias or sel.function or sel.place
+    shown = sel.alias or sel.place       # probed_add, probed_add+0x4, 0x11c5: as written
     index = first_index
     fmt, plans = probe_format(sel.kind, shown, regs, func_address=func_address, strings=strings,
                                index=index)
@@ -126,5 +132,8 @@ def resolve_probe(sel: ProbeSelector, config: RunConfig, online: tuple[int, ...]
         kernel_stack=stack and config.kernel_callchain, user_stack=stack and config.user_callchain,
         max_stack=sel.max_stack or DEFAULT_MAX_STACK)
     event = EventSpec(event_name=f"{sel.kind}:{shown}", handler=handler_name(sel.kind, shown),
-                      title=f"{sel.kind}:{shown} ({where})", format=fmt)
+                      title=f"{sel.kind}:{shown} ({where})", format=fmt,
+                      meanings=tuple((p.name, p.meaning) for p in plans)
+                      + tuple((f"arg{n}_str", f"argument {n} read as a C string (at most {STR_LEN - 1} bytes; "
+                                              f"'' if the pointer is unreadable)") for n in strings))
     return [ResolvedProbe(sel, event, program)]

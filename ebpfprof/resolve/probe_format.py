@@ -67,7 +67,7 @@ def _fields(kind: str, regs: ProbeRegisters, func_address: int) -> list[ProbeFie
                 ProbeFieldPlan("__probe_ret_ip", f"reg:{regs.ip}", "where the function returns to"),
                 ProbeFieldPlan("retval", f"reg:{regs.retval}", "the return value (unsigned 64-bit)")]
     return [ProbeFieldPlan("__probe_ip", f"reg:{regs.ip}", "the probed instruction's address"),
-            *(ProbeFieldPlan(f"arg{i + 1}", f"reg:{reg}", f"argument {i + 1} (unsigned 64-bit)")
+            *(ProbeFieldPlan(f"arg{i + 1}", f"reg:{reg}", f"argument {i + 1} (register {reg}, unsigned 64-bit)")
               for i, reg in enumerate(regs.args))]
 
 

@@ -31,6 +31,8 @@ class EventSpec:
     sample: "SampleEvents | None" = None
     # Events to deliver before this selector stops (-N in a profiler's options); None: no limit
     budget: int | None = None
+    # What a field holds, where its C type does not say (a probe's arg1 is a register)
+    meanings: tuple[tuple[str, str], ...] = ()
 
     @property
     def event_id(self) -> str:
@@ -41,9 +43,9 @@ class EventSpec:
 def handler_name(prefix: str | None, name: str) -> str:
     """``sched__sched_wakeup`` for (sched, sched_wakeup); ``page_faults`` for (None, page-faults).
 
-    '-', '.' and ':' become '_' so the name is a Python identifier.
+    '-', '.', ':' and '+' become '_' so the name is a Python identifier (uprobe__f_0x4 for f+0x4).
     """
     text = f"{prefix}__{name}" if prefix else name
-    for c in "-.:":
+    for c in "-.:+":
         text = text.replace(c, "_")
     return text

@@ -16,7 +16,11 @@ class UserSymbols:
     A process's cache reads /proc/PID/maps when it is made and keeps its files open, so it
     answers after the process exits: `preload` the processes a run knows at its start (-p),
     whose samples are decoded after the process may be gone. An address outside every known
-    mapping (a library loaded since) refreshes the maps, at most once a second per process."""
+    mapping (a library loaded since) refreshes the maps, at most once a second per process.
+
+    BCC's cache re-reads the maps when the process runs ``exec``: the frames of its events from
+    before the exec, decoded after it, are then looked up in the mappings kept by ``preload``
+    (their files' ELF symbols)."""
 
     # (pid, addr) answers kept: profiles hit the same few thousand addresses again and again,
     # and each BCC lookup is a ctypes call (~20 us a frame without this)
@@ -28,10 +32,14 @@ class UserSymbols:
         self._caches: dict[int, object] = {}
         self._refreshed: dict[int, float] = {}
         self._answers: dict[tuple[int, int], tuple[str, int, str]] = {}
+        self._before_exec: dict[int, MapsSnapshot] = {}
 
     def preload(self, pid: int) -> None:
         """Read PID's mappings now, while it runs."""
         self._cache(pid)
+        snapshot = MapsSnapshot.of(pid)
+        if snapshot is not None:
+            self._before_exec[pid] = snapshot
 
     def resolve(self, pid: int, addr: int) -> tuple[str, int, str]:
         key = (pid, addr)
@@ -55,6 +63,10 @@ class UserSymbols:
         if module is None and self._may_refresh(pid):
             self._bcc.lib.bcc_symcache_refresh(cache.cache)
             name, offset, module = cache.resolve(addr, demangle=True)
+        if module is None and pid in self._before_exec:
+            found = self._before_exec[pid].resolve(addr)
+            if found is not None:
+                return found
         symbol = name.decode(errors="replace") if name else "Unknown"
         dso = module.decode(errors="replace") if module else "[unknown]"
         return symbol, offset if name else 0, dso
@@ -65,3 +77,43 @@ class UserSymbols:
             return False
         self._refreshed[pid] = now
         return True
+
+
+class MapsSnapshot:
+    """A process's file mappings as ``preload`` saw them, to name addresses of an image the
+    process has since replaced by ``exec`` (BCC's cache then knows only the new one)."""
+
+    def __init__(self, mappings: list[tuple[int, int, int, str]]) -> None:
+        self.mappings = mappings          # (start, end, file offset, path)
+
+    @classmethod
+    def of(cls, pid: int) -> "MapsSnapshot | None":
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        mappings = []
+        for line in lines:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and parts[5].startswith("/") and "x" in parts[1]:
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                mappings.append((start, end, int(parts[2], 16), parts[5]))
+        return cls(mappings)
+
+    def resolve(self, addr: int) -> tuple[str, int, str] | None:
+        """(symbol, offset, dso) from the ELF symbols of the file mapped at ``addr``, if any."""
+        from ebpfprof.symbols.elf import NotElf, elf_file
+
+        for start, end, file_offset, path in self.mappings:
+            if start <= addr < end:
+                try:
+                    elf = elf_file(path)
+                except (OSError, NotElf):
+                    return None
+                vaddr = elf.address_of_offset(addr - start + file_offset)
+                func = elf.function_at(vaddr) if vaddr is not None else None
+                if func is None:
+                    return None
+                return func.name, vaddr - func.value, path
+        return None

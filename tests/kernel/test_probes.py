@@ -170,6 +170,113 @@ def test_callchain_names_the_callers(tmp_path):
     assert len(rows) == 20 and not any("probed_loop" in r.get("symbols", []) for r in rows)
 
 
+def test_an_offset_is_a_probe_of_its_own(tmp_path):
+    """probed_add+0x4 (after `push %rbp; mov %rsp,%rbp`, built -O0) next to probed_add: two
+    probes, each K events, told apart by _event and by their handlers; no duplicate warning."""
+    prog = Probed()
+    entry = address_in(prog, "probed_add")
+    script = """
+import collections
+ips = collections.defaultdict(set)
+def uprobe__probed_add(event):
+    ips[event._event].add(event.__probe_ip)
+def uprobe__probed_add_0x4(event):
+    ips[event._event].add(event.__probe_ip)
+def __exit__():
+    print("IPS", sorted((k, sorted(v)) for k, v in ips.items()))
+    print("COUNTS", n)
+n = collections.Counter()
+_handlers = (uprobe__probed_add, uprobe__probed_add_0x4)
+def __sample__(event):
+    raise SystemExit("no handler for " + event._event)
+"""
+    script = script.replace("ips[event._event].add", "n[event._event] += 1; ips[event._event].add")
+    tracer = Tracer(["-e", f"uprobe:{prog.binary}:probed_add,uprobe:{prog.binary}:probed_add+0x4",
+                     "-p", str(prog.pid), str(write_script(tmp_path, script))])
+    try:
+        tracer.wait_attached()
+        prog.go()
+        prog.finish()
+        assert tracer.wait(timeout=60) == 0, tracer.stderr
+    finally:
+        prog.kill()
+    assert f"IPS [('uprobe:probed_add', [{entry}]), ('uprobe:probed_add+0x4', [{entry + 4}])]" in tracer.stdout, \
+        tracer.stdout + tracer.stderr
+    assert f"'uprobe:probed_add': {K}" in tracer.stdout and f"'uprobe:probed_add+0x4': {K}" in tracer.stdout
+    assert "twice" not in tracer.stderr, tracer.stderr
+
+
+def test_the_same_probe_twice_is_warned_of(tmp_path):
+    binary = build_testprog("probed")
+    r = run_ebpfprof("python", "-e", f"uprobe:{binary}:probed_add,uprobe:{binary}:probed_add", "help")
+    assert r.returncode == 0, r.stderr
+    assert "-e selects uprobe:probed_add twice with the same filter and alias" in r.stderr, r.stderr
+
+
+def test_an_offset_inside_an_instruction_is_refused_and_the_program_lives(tmp_path):
+    """probed_add+0x2 is inside `mov %rsp,%rbp` (bytes 1-3): refused before anything attaches;
+    the program then runs its calls to the end (a uprobe there used to crash it: SIGSEGV)."""
+    prog = Probed(50)
+    try:
+        script = write_script(tmp_path, "def __sample__(e): pass\n")
+        r = run_ebpfprof("python", "-e", f"uprobe:{prog.binary}:probed_add+0x2", "-p", str(prog.pid), str(script))
+        assert r.returncode == 2, r.stderr
+        assert "probed_add+0x2 is inside an instruction of probed_add" in r.stderr, r.stderr
+        assert "hint: the nearest instructions start at probed_add+0x1 or +0x4" in r.stderr, r.stderr
+        prog.go()
+        prog.finish()
+        assert prog.proc.returncode == 0
+    finally:
+        prog.kill()
+
+
+def test_help_says_what_each_probe_field_holds(tmp_path):
+    binary = build_testprog("probed")
+    r = run_ebpfprof("python", "-e", f"uprobe:{binary}:probed_name//str=1/,uretprobe:{binary}:probed_add", "help")
+    assert r.returncode == 0, r.stderr
+    regs = {"x86_64": "di"}.get(__import__("os").uname().machine, "regs[0]")
+    assert re.search(rf"arg1 +: int +# u64: argument 1 \(register {re.escape(regs)}, unsigned 64-bit\)", r.stdout), r.stdout
+    assert re.search(r"arg1_str +: str +# char\[128\]: argument 1 read as a C string", r.stdout), r.stdout
+    assert re.search(r"retval +: int +# u64: the return value", r.stdout), r.stdout
+    assert re.search(r"__probe_ret_ip +: int +# unsigned long: where the function returns to", r.stdout), r.stdout
+
+
+EXEC_LATER = """
+import os
+events = []
+def uprobe__xmalloc(event):
+    events.append(event)
+def __interval__():
+    # bash has run `exec sleep` by now: its maps are those of sleep
+    if events and os.readlink(f"/proc/{events[0]._pid}/exe").endswith("/sleep"):
+        firsts = [e._callchain[0]["symbol"] if e._callchain else None for e in events]
+        print("FIRSTS", len(firsts), sorted(set(firsts), key=str), flush=True)
+        events.clear()
+"""
+
+
+def test_frames_from_before_an_exec_keep_their_names(tmp_path):
+    """bash calls xmalloc, then runs its last command with exec; frames read while that command
+    runs are of the bash image still (the maps read at the start), not Unknown."""
+    bash = subprocess.run(["sh", "-c", "command -v bash"], capture_output=True, text=True).stdout.strip()
+    if not bash or elf_file(bash).symbol("xmalloc") is None:
+        pytest.skip("no bash with an xmalloc symbol here")
+    proc = subprocess.Popen([bash, "-c", "read x; for i in 1 2 3; do a=$(printf %0100d $i); done; exec sleep 1.5"],
+                            stdin=subprocess.PIPE)
+    try:
+        tracer = Tracer(["-e", f"uprobe:{bash}:xmalloc//stack/", "-p", str(proc.pid), "-i", "200",
+                         str(write_script(tmp_path, EXEC_LATER))])
+        tracer.wait_attached()
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        assert tracer.wait(timeout=60) == 0, tracer.stderr
+    finally:
+        proc.kill()
+    m = re.search(r"^FIRSTS (\d+) (.*)$", tracer.stdout, re.M)
+    assert m and int(m.group(1)) > 10, tracer.stdout + tracer.stderr
+    assert m.group(2) == "['xmalloc']", tracer.stdout
+
+
 @pytest.mark.parametrize("selector, message", [
     ('uprobe:probed_addd@"PROG"', "'probed_addd' is not a function of"),
     ("uprobe:PROG:probed_add+0x100000", "is past the end of probed_add"),

@@ -334,13 +334,18 @@ def test_same_events_as_ftrace(tmp_path, filterload_bin, linkdir, event, templat
         for inst in instances:
             inst.remove()
     got = parse_ebpfprof(tracer.stdout, event)
-    assert re.search(r"\d+ events delivered, 0 lost", tracer.stderr), tracer.stderr
+    m = re.search(r"(\d+) events delivered, (\d+) lost", tracer.stderr)
+    assert m, tracer.stderr
+    lost = int(m.group(2))
     print(f"{event}/{text}/: ftrace kept {sum(want.values())} of {sum(all_events.values())}, "
           f"ebpfprof delivered {sum(got.values())}")
     # The row means something on this run: it keeps some of the workload's events, not all.
     assert 0 < sum(want.values()) < sum(all_events.values()), (want, all_events)
     missing, extra = want - got, got - want
-    assert not missing and not extra, (
-        f"ebpfprof and ftrace disagree on {event}/{text}/\n"
+    # Another process's BPF program running on a CPU makes the kernel skip ours there, before
+    # any filter (the run reports those as lost, whoever's event it was): then at most that
+    # many of ftrace's events are missing; with nothing lost, none.
+    assert sum(missing.values()) <= lost and not extra, (
+        f"ebpfprof and ftrace disagree on {event}/{text}/ ({lost} reported lost)\n"
         f"  kept by ftrace only:   {sorted(missing.items())}\n"
         f"  kept by ebpfprof only: {sorted(extra.items())}")

@@ -57,6 +57,7 @@ class ProbeProgram:
     kernel_stack: bool = False
     user_stack: bool = False
     max_stack: int = 127
+    python_stack: bool = False             # the Python frames of a CPython process (python_stack.h)
     needs_scratch = True                   # records are built in the scratch area
 
     @property
@@ -110,4 +111,9 @@ def probe_function(prog: ProbeProgram, want_cpu: str, task_check: str) -> str:
         kernel_stack=int(prog.kernel_stack),
         user_stack=int(prog.user_stack),
         max_stack=max(1, min(int(prog.max_stack), 127)),
+        python_stack=PYTHON_STACK_CALL.format(raw_padded=(raw_size + 7) & ~7) if prog.python_stack else "",
     )
+
+
+# After the callchain: the Python frames (bpf/python_stack.h); nothing when not asked for
+PYTHON_STACK_CALL = "\n\tnr_frames = ep_python_stack(sc, {raw_padded}, nr_frames);"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ebpfprof.codegen.c import CCode, CIdent, c_comment, ident, snippet, snippet_text
-from ebpfprof.codegen.probe import ProbeProgram, ProbeTarget, probe_function
+from ebpfprof.codegen.probe import PYTHON_STACK_CALL, ProbeProgram, ProbeTarget, probe_function
 from ebpfprof.kernel.event_format import EventFormat, FieldKind
 from ebpfprof.lang.filter import CompiledFilter
 from ebpfprof.lang.idlist import format_id_list
@@ -24,6 +24,7 @@ __all__ = ["TracepointProgram", "TaskFilter", "CommTracker", "GeneratedProgram",
            "DEFAULT_MAX_STACK", "INLINE_ID_LIMIT"]
 
 DEFAULT_MAX_STACK = 127          # perf's kernel.perf_event_max_stack default
+PY_MAX_FRAMES = 62               # Python frames kept per event (bpf/python_stack.h's room)
 INLINE_ID_LIMIT = 32             # more -p/-t ids than this go to a hash map
 
 
@@ -39,6 +40,7 @@ class TracepointProgram:
     kernel_stack: bool = False
     user_stack: bool = False
     max_stack: int = DEFAULT_MAX_STACK
+    python_stack: bool = False        # the Python frames of a CPython process (python_stack.h)
 
     @property
     def fn_name(self) -> CIdent:
@@ -50,7 +52,7 @@ class TracepointProgram:
 
     @property
     def needs_scratch(self) -> bool:
-        return self.fmt.has_dynamic or self.kernel_stack or self.user_stack
+        return self.fmt.has_dynamic or self.kernel_stack or self.user_stack or self.python_stack
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ def _program_function(prog: TracepointProgram, want_cpu: str, task: TaskFilter) 
         kernel_stack=int(prog.kernel_stack),
         user_stack=int(prog.user_stack),
         max_stack=max(1, min(int(prog.max_stack), DEFAULT_MAX_STACK)),
+        python_stack=PYTHON_STACK_CALL.format(raw_padded="raw_padded") if prog.python_stack else "",
     )
 
 
@@ -255,10 +258,13 @@ def _comm_functions(comms: CommTracker) -> list[tuple[str, str, str]]:
 
 def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
                      ring_pages: int, wakeup_every: int,
-                     comms: CommTracker | None = None, perf_buffer: bool = False) -> GeneratedProgram:
+                     comms: CommTracker | None = None, perf_buffer: bool = False,
+                     task_fsbase_offset: int | None = None) -> GeneratedProgram:
     """The whole C text for a run (prelude, task filter, one function per tracepoint, and the
     comm tracker's functions when ``comms`` is given). Records go to a BPF ring buffer of
-    ``ring_pages`` pages, or with ``perf_buffer`` to a perf event array (bpf/ring_perf.h)."""
+    ``ring_pages`` pages, or with ``perf_buffer`` to a perf event array (bpf/ring_perf.h).
+    Programs with ``python_stack`` need ``task_fsbase_offset``: task_struct.thread.fsbase in
+    this kernel's BTF (bpf/python_stack.h)."""
     maps: dict[str, tuple[int, ...]] = {}
     decls: list[str] = []
     max_stack = max((p.max_stack for p in programs if p.kernel_stack or p.user_stack),
@@ -285,6 +291,11 @@ def generate_program(programs: list[TracepointProgram], task: TaskFilter, *,
     body.append(snippet_text("task_filter.h").rstrip("\n"))
     if any(p.needs_scratch for p in programs):
         body.append(snippet_text("scratch.h").rstrip("\n"))
+    if any(p.python_stack for p in programs):
+        if task_fsbase_offset is None:
+            raise ValueError("the Python stack walk needs task_struct.thread.fsbase's offset (BTF)")
+        body.append(f"#define EP_TASK_FSBASE_OFF {int(task_fsbase_offset)}\n"
+                    f"#define EP_PY_MAX_FRAMES {PY_MAX_FRAMES}\n" + snippet_text("python_stack.h").rstrip("\n"))
     attach: list[Attachment] = []
     shared = _shared_groups(programs)
     in_groups = {p.index for group in shared.values() for p in group}

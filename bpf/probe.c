@@ -2,12 +2,12 @@
  * bpf/probe.c: the function of a uprobe/uretprobe/kprobe selector: a record built in the
  * scratch area from registers, filtered like a tracepoint's, sent with an optional callchain.
  *
- * A template: codegen/probe.py (probe_function) fills ${index}, ${comment}, ${fn},
- * ${task_check}, ${event_id}, ${fill} (statements rec[i] = EP_REG(ctx, OFFSET) or a constant,
- * for i >= 1), ${strings} (statements reading string arguments into sc->raw, or a comment),
- * ${filter_fn}, ${raw_size} and ${raw_padded} (the record's size and it rounded up to 8),
- * ${kernel_stack}, ${user_stack} and ${max_stack}. Needs prelude.h, a ring, scratch.h and
- * probe_prelude.h before it.
+ * A template (drop this block, then string.Template): codegen/probe.py (probe_function) fills
+ * ${index}, ${comment}, ${fn}, ${task_check}, ${event_id}, ${fill} (statements rec[i] =
+ * EP_REG(ctx, OFFSET) or a constant, for i >= 1), ${strings} (statements reading string
+ * arguments into sc->raw, or a comment), ${filter_fn}, ${raw_size} and ${raw_padded} (the
+ * record's size and it rounded up to 8), ${kernel_stack}, ${user_stack} and ${max_stack}. Needs
+ * prelude.h, a ring, scratch.h and probe_prelude.h before it.
  * Verifier: a kprobe-type program (struct pt_regs *ctx); raw_padded + frames stay inside the
  *           scratch area (raw_size at most EP_RAW_MAX - 8).
  * Use:      fill="\trec[1] = EP_REG(ctx, 112);" (di on x86-64, from BTF), raw_size=16,

@@ -17,7 +17,8 @@
  *   }
  *   ep_fill_header(s, st, 0, 0, 16);
  *   ep_submit(ctx, s, sizeof(*s) + 16, st);
- *   User space: b["ep_ring"].open_ring_buffer(callback), then b.ring_buffer_poll().
+ *   User space: b["ep_ring"].open_ring_buffer(callback), then b.ring_buffer_poll(), or
+ *   b.ring_buffer_consume() for the records that woke nobody (EP_WAKEUP_EVERY > 1).
  */
 /*
  * The run's ring: one BPF ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8) shared by every CPU,

@@ -3,12 +3,13 @@
  * record of a perf sample's fields (pid tid cpu ip addr period comm) and counts what it saw
  * and kept in ep_filter_counts (seen at [0], kept at [1], per CPU).
  *
- * A template: codegen/sample_filter.py fills ${comment}, ${fn}, ${filter_fn} (int f(void
- * *raw), pasted before it), ${words} (the record's size in u64s), the record offsets ${pid}
- * ${tid} ${cpu} ${ip} ${addr} ${period} ${comm} (SAMPLE_FIELDS), and the context's offsets in
- * struct bpf_perf_event_data from BTF: ${regs_ip} (with ${ip_reg}, its name), ${ctx_addr},
- * ${ctx_period}. Stand-alone: it needs nothing else (no prelude, no ring). Helpers:
- * bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_get_current_comm.
+ * A template (drop this block, then string.Template): codegen/sample_filter.py fills
+ * ${comment}, ${fn}, ${filter_fn} (int f(void *raw), pasted before it), ${words} (the record's
+ * size in u64s), the record offsets ${pid} ${tid} ${cpu} ${ip} ${addr} ${period} ${comm}
+ * (SAMPLE_FIELDS), and the context's offsets in struct bpf_perf_event_data from BTF: ${regs_ip}
+ * (with ${ip_reg}, its name), ${ctx_addr}, ${ctx_period}. Stand-alone: it needs nothing else
+ * (no prelude, no ring). Helpers: bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+ * bpf_get_current_comm.
  * Verifier: the context is struct bpf_perf_event_data: 8-byte loads at those offsets only;
  *           record offsets below words * 8.
  * Use:      attach with PERF_EVENT_IOC_SET_BPF (or b.attach_perf_event(...)); returning 0

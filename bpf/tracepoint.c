@@ -2,16 +2,16 @@
  * bpf/tracepoint.c: the function of one fixed-size tracepoint: gate, task check, filter, then
  * its record copied straight into a reserved ring record with direct loads.
  *
- * A template: codegen/program.py (_program_function) fills ${index} (the selector id in the
- * header), ${comment}, ${fn}, ${task_check} (statements, may be only a comment),
- * ${filter_fn} (int f(void *ctx), or ep_keep_all), ${raw_size} (the record's size, >= 8),
- * ${words} (raw_size in u64s, rounded up), ${copy} (statements copying bytes 8..raw_size of
- * ctx to dst) and ${event_id}. Needs prelude.h and a ring (ring_bpf.h or ring_perf.h) before
- * it, and task_filter.h if ${task_check} calls ep_task_wanted().
+ * A template (drop this block, then string.Template): codegen/program.py (_program_function)
+ * fills ${index} (the selector id in the header), ${comment}, ${fn}, ${task_check} (statements,
+ * may be only a comment), ${filter_fn} (int f(void *ctx), or ep_keep_all), ${raw_size} (the
+ * record's size, >= 8), ${words} (raw_size in u64s, rounded up), ${copy} (statements copying
+ * bytes 8..raw_size of ctx to dst) and ${event_id}. Needs prelude.h and a ring (ring_bpf.h or
+ * ring_perf.h) before it, and task_filter.h if ${task_check} calls ep_task_wanted().
  * Verifier: a tracepoint program; ${copy} reads ctx only at constant offsets below raw_size
  *           (checked at attach against the tracepoint's record).
- * Use:      for syscalls:sys_enter_getppid (16 bytes): words=2, raw_size=16,
- *           copy="((u64 *)dst)[1] = ((u64 *)ctx)[1];", then attach fn to it.
+ * Use:      for syscalls:sys_enter_getppid (12 bytes): raw_size=12, words=2,
+ *           copy="*(u32 *)(dst + 8) = *(u32 *)(ctx + 8);", then attach fn to it.
  */
 /* selector ${index}: ${comment} */
 int ${fn}(void *ctx)

@@ -2,10 +2,11 @@
  * bpf/tracepoint_scratch.c: the function of one tracepoint with __data_loc fields or a
  * callchain: the record is built in the scratch area at its run-time size, then copied out.
  *
- * A template: codegen/program.py (_program_function) fills ${index}, ${comment}, ${fn},
- * ${task_check}, ${filter_fn}, ${raw_size} (the fixed part's size), ${dynamic_size}
- * (dynamic_size.c blocks, or a comment), ${event_id}, ${kernel_stack} and ${user_stack} (0 or
- * 1) and ${max_stack} (1..EP_MAX_STACK). Needs prelude.h, a ring and scratch.h before it.
+ * A template (drop this block, then string.Template): codegen/program.py (_program_function)
+ * fills ${index}, ${comment}, ${fn}, ${task_check}, ${filter_fn}, ${raw_size} (the fixed part's
+ * size), ${dynamic_size} (dynamic_size.c blocks, or a comment), ${event_id}, ${kernel_stack}
+ * and ${user_stack} (0 or 1) and ${max_stack} (1..EP_MAX_STACK). Needs prelude.h, a ring and
+ * scratch.h before it.
  * Verifier: a tracepoint program; see scratch.h (the total is masked here).
  * Use:      for sched:sched_process_exec: raw_size=20, dynamic_size from dynamic_size.c for
  *           filename, kernel_stack=1, user_stack=0, max_stack=EP_MAX_STACK.

@@ -2,11 +2,11 @@
  * bpf/tracepoint_shared.c: one function for many tracepoints of a wildcard selector: which one
  * fired, and its record's size, come from the attach cookie.
  *
- * A template: codegen/program.py (_shared_function) fills ${first}, ${last}, ${count} and
- * ${comment} (the comment), ${fn}, ${task_check} and ${copy_max} (a power of two at least the
- * largest record's size less 8). Needs prelude.h and a ring before it; helpers
- * bpf_get_attach_cookie (a perf-event bpf_link with a cookie: Linux 5.15) and
- * bpf_probe_read_kernel (5.5).
+ * A template (drop this block, then string.Template): codegen/program.py (_shared_function)
+ * fills ${first}, ${last}, ${count} and ${comment} (the comment), ${fn}, ${task_check} and
+ * ${copy_max} (a power of two at least the largest record's size less 8). Needs prelude.h and a
+ * ring before it; helpers bpf_get_attach_cookie (a perf-event bpf_link with a cookie: Linux
+ * 5.15) and bpf_probe_read_kernel (5.5).
  * Verifier: a tracepoint program; the copy's size is masked with copy_max - 1.
  * Use:      attach with BPF_LINK_CREATE, cookie = index | event_id << 16 | record_size << 32
  *           (kernel/perf_abi.attach_bpf); BCC's attach_tracepoint() sets no cookie.

@@ -75,14 +75,16 @@ def _tracepoints(pattern: str) -> list[Listing]:
 def _tracepoint_guesses(pattern: str) -> list[str]:
     everything = tracefs.list_tracepoints()
     system, _, name = pattern.partition(":")
-    guesses = close_matches(pattern, [f"{s}:{n}" for s, n in everything])
-    if guesses:
-        return guesses
     systems = sorted({s for s, _ in everything})
-    if not any(_matches(system, s) for s in systems):      # the system is the slip: keep the name
-        guesses = [f"{s}:{name}" for s in close_matches(system, systems)]
-        if guesses:
-            return guesses
+    # a system close to the one given, where the name then matches something
+    system_guesses = ([] if any(_matches(system, s) for s in systems) else
+                      [f"{g}:{name}" for g in close_matches(system, systems)
+                       if any(s == g and _matches(name, n) for s, n in everything)])
+    if system_guesses and any(c in name for c in _WILDCARDS):
+        return system_guesses              # 'shed:*': the system is the slip, keep the rest
+    guesses = close_matches(pattern, [f"{s}:{n}" for s, n in everything])
+    if guesses or system_guesses:
+        return guesses or system_guesses
     # a right name in the wrong system
     return [f"{s}:{n}" for s, n in everything if _matches(name, n)][:3]
 

@@ -59,6 +59,7 @@ class PyTarget:
     runtime_addr: int            # &_PyRuntime
     tss_key_addr: int            # &_PyRuntime.[gilstate.]autoTSSkey._key (a pthread_key_t, u32)
     tls: TlsRule | None          # None: not glibc, find the thread state by walking the thread list
+    none_addr: int               # &_Py_NoneStruct (what 3.13's entry frames run instead of code), 0 if unknown
     memory: ProcessMemory = field(compare=False, repr=False)
 
     @property
@@ -163,13 +164,15 @@ def python_target(pid: int) -> PyTarget | NotPython:
         bias = _bias(elf, path, mappings)
         if bias is None:
             return NotPython(pid, f"cannot find where {path} is mapped in process {pid}")
-        return _target(pid, path, runtime.value + bias, version.value + bias, runtime.size, mappings)
+        none = elf.symbol("_Py_NoneStruct")
+        return _target(pid, path, runtime.value + bias, version.value + bias, runtime.size, mappings,
+                       none.value + bias if none else 0)
     exe = candidates[0] if candidates else "?"
     return NotPython(pid, f"process {pid} ({exe}) maps no file defining _PyRuntime: not CPython")
 
 
 def _target(pid: int, path: str, runtime_addr: int, version_addr: int, runtime_size: int,
-            mappings: list[_Mapping]) -> PyTarget | NotPython:
+            mappings: list[_Mapping], none_addr: int) -> PyTarget | NotPython:
     try:
         memory = ProcessMemory(pid)
     except OSError as e:
@@ -203,7 +206,7 @@ def _target(pid: int, path: str, runtime_addr: int, version_addr: int, runtime_s
                               "smaller than its layout says")
     return PyTarget(pid=pid, version=version, version_hex=version_hex, layout=layout, binary=path,
                     runtime_addr=runtime_addr, tss_key_addr=runtime_addr + layout.runtime_tss_key,
-                    tls=None if _is_musl(mappings) else GLIBC_X86_64, memory=memory)
+                    tls=None if _is_musl(mappings) else GLIBC_X86_64, none_addr=none_addr, memory=memory)
 
 
 def ns_tid(pid: int, tid: int) -> int:

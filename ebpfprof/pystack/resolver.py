@@ -10,7 +10,9 @@ memory cannot be read) the cached entries answer alone, unchecked, and a code ob
 before resolves to ``UNKNOWN`` (``[unknown]``): a wrong frame is never made up.
 
 A frame whose instruction is before ``_co_firsttraceable`` (pushed, not yet at its RESUME) is
-left out, as CPython's tracebacks do (``_PyFrame_IsIncomplete``).
+left out, as CPython's tracebacks do (``_PyFrame_IsIncomplete``), and so is one that runs
+``None`` (3.13's C-stack entry frame, should a walk not skip it by its owner). Any other
+object that is not a code object (a torn read, a freed frame) gives ``UNKNOWN``.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class PyFrame:
 
 
 UNKNOWN = PyFrame("[unknown]", "", None)
+_RUNS_NONE = object()         # _code(): the frame runs None (3.13's entry frame), no Python code
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,12 @@ class PyFrameResolver:
         return out
 
     def frame(self, target: PyTarget, code_addr: int, instr: int) -> PyFrame | None:
-        """One pair's frame; None for a frame not yet at its first traceable instruction."""
+        """One pair's frame; None for a frame not yet at its first traceable instruction, or
+        one that runs None instead of a code object (3.13's entry frame, owned by the C stack,
+        if the walk did not skip it by its owner); UNKNOWN for any other object."""
         code = self._code(target, code_addr)
+        if code is _RUNS_NONE:
+            return None
         if code is None:
             return UNKNOWN
         lasti = (instr - code.start) // target.layout.code_unit
@@ -91,6 +98,8 @@ class PyFrameResolver:
     def _code(self, target: PyTarget, addr: int) -> _Code | None:
         known = self._codes.setdefault(target.pid, {})
         cached = known.get(addr)
+        if addr == target.none_addr and addr:
+            return _RUNS_NONE
         if target.memory.gone:
             return cached
         lay = target.layout

@@ -105,3 +105,9 @@ def test_non_code_pointers_give_unknown(target):
     not_code = "just a str"
     assert resolver.frame(target, id(not_code), id(not_code) + 400) is UNKNOWN
     assert resolver.frame(target, 8, 16) is UNKNOWN                     # unmapped
+
+
+def test_a_frame_running_none_is_no_frame(target):
+    # 3.13's C-stack entry frame runs None; a walk that does not skip it by owner gets no frame for it
+    assert target.none_addr == id(None)
+    assert PyFrameResolver().frame(target, id(None), id(None) + 400) is None

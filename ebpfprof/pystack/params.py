@@ -13,7 +13,7 @@ the process, ``*_off`` byte offsets inside a struct. walker.py walks with exactl
             interp = *(interp + interp_next_off))
     frame  = *(tstate + tstate_frame_off); if cframe_frame_off >= 0: frame = *(frame + cframe_frame_off)
     while frame and n < MAX:
-        if frame_owner_skip < 0 or *(u8 *)(frame + frame_owner_off) != frame_owner_skip:
+        if frame_owner_skip < 0 or *(u8 *)(frame + frame_owner_off) != frame_owner_skip:   (a C call's shim)
             emit (*(u64 *)(frame + frame_code_off), *(u64 *)(frame + frame_instr_off))
         frame = *(frame + frame_previous_off)
 
@@ -47,6 +47,8 @@ PARAM_NAMES = (
     "frame_previous_off",      # _PyInterpreterFrame.previous
     "frame_owner_off",         # _PyInterpreterFrame.owner: u8
     "frame_owner_skip",        # owner of C-stack shim frames to skip (FRAME_OWNED_BY_CSTACK = 3, 3.12+); -1: none (3.11)
+    "frame_is_entry_off",      # _PyInterpreterFrame.is_entry: u8, 1 on the outermost frame of a C call into
+                               # the interpreter (3.11: 68); -1 on 3.12+ (a shim frame marks that instead)
     "pidns_dev",               # st_dev of /proc/PID/ns/pid: for bpf_get_ns_current_pid_tgid()
     "pidns_ino",               # st_ino of /proc/PID/ns/pid
 )
@@ -81,6 +83,7 @@ def bpf_params(target: PyTarget) -> dict[str, int]:
         "frame_previous_off": lay.frame_previous,
         "frame_owner_off": lay.frame_owner,
         "frame_owner_skip": lay.frame_owner_skip,
+        "frame_is_entry_off": lay.frame_is_entry,
         "pidns_dev": pidns_dev,
         "pidns_ino": pidns_ino,
     }

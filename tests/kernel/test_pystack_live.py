@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ebpfprof.pystack import UNKNOWN, NotPython, PyFrameResolver, python_target
+from ebpfprof.pystack import UNKNOWN, NotPython, PyFrameResolver, bpf_params, python_target
 from ebpfprof.pystack.walker import thread_state, walk_thread
 
 WORKLOAD = Path(__file__).parent.parent / "testprogs" / "pystack_workload.py"
@@ -99,6 +99,37 @@ def test_tls_rule_and_thread_list_agree(workload):
     if target.layout.version == (3, 11):
         # the GIL holder, which tools often take for "the current thread": nobody, all four are in read()
         assert target.memory.u64(target.runtime_addr + 576) == 0         # gilstate.tstate_current
+
+
+def _entries(target, tid) -> list[str]:
+    """Qualnames of the frames a C call entered the interpreter with (3.11: is_entry set; 3.12+:
+    the frame right after a shim frame), read with bpf_params' values; "SHIM" for the shims."""
+    p, mem, resolver = bpf_params(target), target.memory, PyFrameResolver()
+    frame = mem.u64(thread_state(target, tid) + p["tstate_frame_off"])
+    if p["cframe_frame_off"] >= 0:
+        frame = mem.u64(frame + p["cframe_frame_off"])
+    names: list[str] = []
+    while frame:
+        if p["frame_owner_skip"] >= 0 and mem.u8(frame + p["frame_owner_off"]) == p["frame_owner_skip"]:
+            names.append("SHIM")
+        else:
+            f = resolver.frame(target, mem.u64(frame + p["frame_code_off"]), mem.u64(frame + p["frame_instr_off"]))
+            names.append(f.qualname)
+            if p["frame_is_entry_off"] >= 0 and mem.u8(frame + p["frame_is_entry_off"]):
+                names.append("ENTRY")
+        frame = mem.u64(frame + p["frame_previous_off"])
+    marker = "ENTRY" if p["frame_is_entry_off"] >= 0 else "SHIM"
+    return [names[i - 1] for i, n in enumerate(names) if n == marker]
+
+
+def test_c_call_boundaries(workload):
+    """frame_owner_skip/frame_owner_off (3.12+) and frame_is_entry_off (3.11) mark where C called
+    Python: sorted() calling the key function, and the interpreter running the module."""
+    target = python_target(workload.pid)
+    main = _entries(target, workload.pid)
+    assert "Walker.key" in main and main[-1] == "<module>", main
+    for tid in workload.stacks:
+        assert _entries(target, tid)[-1] in ("<module>", "Thread._bootstrap")
 
 
 def test_dead_process_resolves_from_cache_or_unknown(workload):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from ebpfprof.pystack.layout import (DebugOffsetsError, PyLayout, debug_offsets_size,
                                      from_debug_offsets, layout_for)
 from ebpfprof.pystack.memory import MemoryReadError, ProcessMemory
-from ebpfprof.symbols.elf import NotElf, elf_file
+from ebpfprof.symbols.elf import ElfFile, NotElf
 
 __all__ = ["PyTarget", "NotPython", "TlsRule", "GLIBC_X86_64", "python_target", "version_string", "ns_tid"]
 
@@ -94,7 +94,9 @@ def version_string(version_hex: int) -> str:
 @dataclass(frozen=True)
 class _Mapping:
     start: int
+    end: int
     offset: int
+    inode: int
     path: str
 
 
@@ -104,24 +106,57 @@ def _file_mappings(pid: int) -> list[_Mapping]:
         for line in maps:
             parts = line.split(maxsplit=5)
             if len(parts) == 6 and parts[5].startswith("/"):
-                out.append(_Mapping(int(parts[0].split("-")[0], 16), int(parts[2], 16), parts[5].rstrip("\n")))
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                out.append(_Mapping(start, end, int(parts[2], 16), int(parts[4]), parts[5].rstrip("\n")))
     return out
 
 
 _LIBPYTHON = re.compile(r"/libpython3\.\d+[^/]*\.so[^/]*$")
 
 
-def _candidates(pid: int, mappings: list[_Mapping]) -> list[str]:
-    """The executable, then any libpython: the files that may define _PyRuntime."""
-    paths: list[str] = []
+def _candidates(pid: int, mappings: list[_Mapping]) -> list[_Mapping]:
+    """The first mapping of the executable, then of any libpython: the files that may define
+    _PyRuntime. The executable is found by inode: its path in /proc/PID/exe and maps is as
+    this process sees it (a chroot's prefix, or another mount namespace's path)."""
     try:
-        paths.append(os.readlink(f"/proc/{pid}/exe"))
+        exe_inode = os.stat(f"/proc/{pid}/exe").st_ino
     except OSError:
-        pass
+        exe_inode = -1
+    firsts: dict[str, _Mapping] = {}
     for m in mappings:
-        if _LIBPYTHON.search(m.path) and m.path not in paths:
-            paths.append(m.path)
-    return paths
+        firsts.setdefault(m.path, m)
+    found = [m for m in firsts.values() if m.inode == exe_inode]
+    found += [m for m in firsts.values() if _LIBPYTHON.search(m.path) and m not in found]
+    return found
+
+
+_ELF_CACHE: dict[tuple[int, int, int, int], ElfFile] = {}
+
+
+def _elf(path: str, st: os.stat_result) -> ElfFile:
+    """ElfFile(path), cached by the file's identity (not its path: map_files paths are per process)."""
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    elf = _ELF_CACHE.get(key)
+    if elf is None:
+        if len(_ELF_CACHE) >= 16:
+            _ELF_CACHE.clear()
+        elf = _ELF_CACHE[key] = ElfFile(path)
+    return elf
+
+
+def _open_elf(pid: int, m: _Mapping) -> ElfFile:
+    """The mapped file itself, wherever its path leads from here: /proc/PID/map_files opens the
+    very file mapped (needs CAP_SYS_ADMIN), else the path inside the process's root, else ours;
+    each checked against the mapping's inode. elf_file() is not used: it resolves paths with
+    realpath(), which takes /proc/PID/root/... back to a path of our own mount namespace."""
+    for path in (f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}", f"/proc/{pid}/root{m.path}", m.path):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if st.st_ino == m.inode:
+            return _elf(path, st)
+    raise OSError(f"cannot open {m.path} of process {pid}")
 
 
 def _bias(elf, path: str, mappings: list[_Mapping]) -> int | None:
@@ -151,9 +186,10 @@ def python_target(pid: int) -> PyTarget | NotPython:
     except OSError as e:
         return NotPython(pid, f"cannot read /proc/{pid}/maps: {e.strerror}")
     candidates = _candidates(pid, mappings)
-    for path in candidates:
+    for mapping in candidates:
+        path = mapping.path
         try:
-            elf = elf_file(f"/proc/{pid}/root{path}")
+            elf = _open_elf(pid, mapping)
         except (OSError, NotElf):
             continue
         runtime, version = elf.symbol("_PyRuntime"), elf.symbol("Py_Version")
@@ -167,7 +203,7 @@ def python_target(pid: int) -> PyTarget | NotPython:
         none = elf.symbol("_Py_NoneStruct")
         return _target(pid, path, runtime.value + bias, version.value + bias, runtime.size, mappings,
                        none.value + bias if none else 0)
-    exe = candidates[0] if candidates else "?"
+    exe = candidates[0].path if candidates else "?"
     return NotPython(pid, f"process {pid} ({exe}) maps no file defining _PyRuntime: not CPython")
 
 
@@ -204,6 +240,17 @@ def _target(pid: int, path: str, runtime_addr: int, version_addr: int, runtime_s
         memory.close()
         return NotPython(pid, f"Python {version} ({path}): _PyRuntime is {runtime_size} bytes, "
                               "smaller than its layout says")
+    try:
+        # Py_tss_t {int _is_initialized; pthread_key_t _key;}: the one offset no debug offsets
+        # give on 3.13; a flag other than 0/1 means the table is wrong for this build
+        initialized = memory.i32(runtime_addr + layout.runtime_tss_key - 4)
+    except MemoryReadError as e:
+        memory.close()
+        return NotPython(pid, f"cannot read the interpreter's globals in process {pid}: {e.strerror}")
+    if initialized not in (0, 1):
+        memory.close()
+        return NotPython(pid, f"Python {version} ({path}): no Py_tss_t at the autoTSSkey offset "
+                              f"{layout.runtime_tss_key - 4} (layout mismatch)")
     return PyTarget(pid=pid, version=version, version_hex=version_hex, layout=layout, binary=path,
                     runtime_addr=runtime_addr, tss_key_addr=runtime_addr + layout.runtime_tss_key,
                     tls=None if _is_musl(mappings) else GLIBC_X86_64, none_addr=none_addr, memory=memory)

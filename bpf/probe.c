@@ -6,7 +6,8 @@
  * ${index}, ${comment}, ${fn}, ${task_check}, ${event_id}, ${fill} (statements rec[i] =
  * EP_REG(ctx, OFFSET) or a constant, for i >= 1), ${strings} (statements reading string
  * arguments into sc->raw, or a comment), ${filter_fn}, ${raw_size} and ${raw_padded} (the
- * record's size and it rounded up to 8), ${kernel_stack}, ${user_stack} and ${max_stack}. Needs
+ * record's size and it rounded up to 8), ${kernel_stack}, ${user_stack} and ${max_stack},
+ * ${python_stack} ("" or a call of ep_python_stack, with python_stack.h pasted before). Needs
  * prelude.h, a ring, scratch.h and probe_prelude.h before it.
  * Verifier: a kprobe-type program (struct pt_regs *ctx); raw_padded + frames stay inside the
  *           scratch area (raw_size at most EP_RAW_MAX - 8).
@@ -38,7 +39,7 @@ ${fill}
 ${strings}
 	if (!${filter_fn}(sc->raw))
 		return EP_PROBE_DONE;
-	nr_frames = ep_copy_stack(sc, ctx, ${raw_padded}, ${kernel_stack}, ${user_stack}, ${max_stack});
+	nr_frames = ep_copy_stack(sc, ctx, ${raw_padded}, ${kernel_stack}, ${user_stack}, ${max_stack});${python_stack}
 	ep_fill_header(&sc->s, st, ${index}, nr_frames, ${raw_size});
 	total = sizeof(sc->s) + ${raw_padded} + nr_frames * sizeof(u64);
 	/* The verifier needs a bound it can see; total is below EP_SCRATCH_SIZE already. */

@@ -11,28 +11,30 @@
  *           Helpers: bpf_probe_read_user (5.5), bpf_probe_read_kernel, bpf_get_current_task,
  *           bpf_get_ns_current_pid_tgid (5.7, only for processes in another pid namespace).
  *           Bounded loops (5.3).
- * Verifier: ep_python_stack(sc, raw_padded, at) writes at most 128 u64 from frame index `at`
+ * Verifier: ep_python_stack(sc, raw_padded, at) writes at most 126 u64 from frame index `at`
  *           (at most 256: a full kernel and user callchain) after the raw part (its size
  *           masked to 0..EP_RAW_MAX - 1): scratch.h's area has room for that, and the record's
  *           total stays below EP_SCRATCH_SIZE.
- * Use:      after ep_copy_stack:
+ * Use:      paste its text (it calls map methods, which BCC rewrites only in the text it is
+ *           given), after scratch.h; after ep_copy_stack:
  *   nr_frames = ep_copy_stack(sc, ctx, raw_padded, 1, 1, EP_MAX_STACK);
  *   nr_frames = ep_python_stack(sc, raw_padded, nr_frames);
  *
  * What is written after the callchain, when the process is a known CPython and the thread
  * has a Python thread state (else nothing):
- *   EP_CONTEXT_PYTHON, then per frame, innermost first: code object address, instruction
- *   pointer; EP_PY_ENTRY before the frames of each outer C call of the interpreter
- *   (_PyEval_EvalFrameDefault), so user space can put each run of Python frames where its C
- *   frame is; EP_PY_TRUNCATED last if the stack had more than EP_PY_MAX_FRAMES frames.
+ *   EP_CONTEXT_PYTHON, then two words per frame, innermost first: the code object's address
+ *   and the instruction pointer (2-byte aligned: bit 0 set on the outermost frame of a C call
+ *   of the interpreter, 3.11's is_entry), or EP_PY_ENTRY twice for 3.12+'s shim frame of such
+ *   a call. So user space can put each run of Python frames where its C frame
+ *   (_PyEval_EvalFrameDefault) is. EP_PY_TRUNCATED last if the stack had more than
+ *   EP_PY_MAX_FRAMES frames.
  */
 #define EP_CONTEXT_PYTHON ((u64)-3072)  /* below PERF_CONTEXT_MAX: read as a marker */
 #define EP_PY_ENTRY       ((u64)-3073)  /* the frames after it run in an outer C call */
 #define EP_PY_TRUNCATED   ((u64)-3074)  /* more frames than EP_PY_MAX_FRAMES */
 
-#define EP_PY_FRAME_READ  80            /* bytes of a _PyInterpreterFrame read at once */
+#define EP_PY_FRAME_READ  72            /* bytes of a _PyInterpreterFrame read at once (owner: 70) */
 #define EP_PY_THREADS_MAX 32            /* threads looked at when the TLS rule cannot be used */
-#define EP_PY_SLOTS       127           /* u64 after the marker: 2 a frame, 1 an EP_PY_ENTRY */
 
 /* ebpfprof/pystack/params.py says what each value is; -1: not in this version. */
 struct ep_py_proc {
@@ -60,13 +62,13 @@ BPF_HASH(ep_py_procs, u32, struct ep_py_proc, 1024);
 
 /* One frame's bytes, read at once (each bpf_probe_read_user costs ~80 ns, whatever its size). */
 struct ep_py_buf {
-	u8 frame[EP_PY_FRAME_READ + 8];
+	u8 frame[128 + 8];        /* any offset & 0x7f, plus a word, stays inside */
 };
 BPF_PERCPU_ARRAY(ep_py_buf, struct ep_py_buf, 1);
 
 static __always_inline u64 ep_py_word(struct ep_py_buf *b, s64 off)
 {
-	return *(u64 *)(b->frame + (off & 0x3f));     /* off + 8 <= 72 < EP_PY_FRAME_READ + 8 */
+	return *(u64 *)(b->frame + (off & 0x7f));     /* the word offsets read are <= 56 */
 }
 
 static __always_inline u64 ep_py_user_word(u64 addr)
@@ -120,7 +122,7 @@ static __always_inline u32 ep_python_stack(struct ep_scratch *sc, u32 raw_padded
 	u32 tgid = bpf_get_current_pid_tgid() >> 32, zero = 0, n = 0, i;
 	struct ep_py_proc *p = ep_py_procs.lookup(&tgid);
 	struct ep_py_buf *b;
-	u64 *out, frame;
+	u64 *out, frame, code, instr;
 
 	at &= 0x1ff;
 	if (!p || at > 2 * (EP_MAX_STACK + 1))
@@ -136,33 +138,27 @@ static __always_inline u32 ep_python_stack(struct ep_scratch *sc, u32 raw_padded
 		frame = ep_py_user_word(frame + p->cframe_frame_off);
 	if (!frame)
 		return at;
-	out = (u64 *)(sc->raw + (raw_padded & (EP_RAW_MAX - 1))) + (at & 0xff);
+	out = (u64 *)(sc->raw + (raw_padded & (EP_RAW_MAX - 1))) + at;
 	out[0] = EP_CONTEXT_PYTHON;
 	out++;
-	for (i = 0; i < EP_PY_MAX_FRAMES + 1 && frame; i++) {
-		if (i == EP_PY_MAX_FRAMES || n + 3 > EP_PY_SLOTS) {
-			/* frames are left that there is no room for: say so */
-			out[n & 0x7f] = EP_PY_TRUNCATED;
-			n++;
-			break;
-		}
+	/* Two words a frame whatever it is: the verifier then sees one state per iteration. */
+	for (i = 0; i < EP_PY_MAX_FRAMES && frame; i++) {
 		if (bpf_probe_read_user(b->frame, EP_PY_FRAME_READ, (void *)frame) != 0)
 			break;
-		if (p->frame_owner_skip >= 0 &&
-		    b->frame[p->frame_owner_off & 0x3f] == p->frame_owner_skip) {
-			/* a shim frame of a C call into the interpreter: what follows is an outer call */
-			out[n & 0x7f] = EP_PY_ENTRY;
-			n++;
-		} else {
-			out[n & 0x7f] = ep_py_word(b, p->frame_code_off);
-			out[(n + 1) & 0x7f] = ep_py_word(b, p->frame_instr_off);
-			n += 2;
-			if (p->frame_is_entry_off >= 0 && b->frame[p->frame_is_entry_off & 0x3f]) {
-				out[n & 0x7f] = EP_PY_ENTRY;
-				n++;
-			}
-		}
+		code = ep_py_word(b, p->frame_code_off);
+		instr = ep_py_word(b, p->frame_instr_off);
+		if (p->frame_owner_skip >= 0 && b->frame[p->frame_owner_off & 0x7f] == p->frame_owner_skip)
+			code = instr = EP_PY_ENTRY;   /* a shim frame of a C call into the interpreter */
+		else if (p->frame_is_entry_off >= 0 && b->frame[p->frame_is_entry_off & 0x7f])
+			instr |= 1;                   /* the outermost frame of its C call (3.11) */
+		out[(2 * i) & 0x7f] = code;
+		out[(2 * i + 1) & 0x7f] = instr;
 		frame = ep_py_word(b, p->frame_previous_off);
+	}
+	n = 2 * i;
+	if (frame && i == EP_PY_MAX_FRAMES) {     /* frames are left that there is no room for */
+		out[n & 0x7f] = EP_PY_TRUNCATED;
+		n++;
 	}
 	return at + 1 + (n & 0x7f);
 }

@@ -5,7 +5,8 @@
  * A template (drop this block, then string.Template): codegen/program.py (_program_function)
  * fills ${index}, ${comment}, ${fn}, ${task_check}, ${filter_fn}, ${raw_size} (the fixed part's
  * size), ${dynamic_size} (dynamic_size.c blocks, or a comment), ${event_id}, ${kernel_stack}
- * and ${user_stack} (0 or 1) and ${max_stack} (1..EP_MAX_STACK). Needs prelude.h, a ring and
+ * and ${user_stack} (0 or 1) and ${max_stack} (1..EP_MAX_STACK), ${python_stack} ("" or a
+ * call of ep_python_stack, with python_stack.h pasted before). Needs prelude.h, a ring and
  * scratch.h before it.
  * Verifier: a tracepoint program; see scratch.h (the total is masked here).
  * Use:      for sched:sched_process_exec: raw_size=20, dynamic_size from dynamic_size.c for
@@ -29,7 +30,7 @@ ${task_check}
 		return EP_DONE;
 ${dynamic_size}
 	raw_padded = ep_copy_raw(sc, ctx, size, ${event_id});
-	nr_frames = ep_copy_stack(sc, ctx, raw_padded, ${kernel_stack}, ${user_stack}, ${max_stack});
+	nr_frames = ep_copy_stack(sc, ctx, raw_padded, ${kernel_stack}, ${user_stack}, ${max_stack});${python_stack}
 	ep_fill_header(&sc->s, st, ${index}, nr_frames, sc->s.raw_size);
 	total = sizeof(sc->s) + raw_padded + nr_frames * sizeof(u64);
 	/* The verifier needs a bound it can see; total is below EP_SCRATCH_SIZE already. */

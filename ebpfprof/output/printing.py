@@ -157,7 +157,8 @@ class EventPrinter:
                 f"{self._render_fields(fmt, event)}")
 
     def frames(self, event) -> list[str]:
-        return [f"    {f['addr']:016x} {f['symbol']}+0x{f['offset']:x} ({f['dso']})"
+        return [f"    {'':16} {f['symbol']} ({f['dso']}:{f['offset']})" if f.get("python") else
+                f"    {f['addr']:016x} {f['symbol']}+0x{f['offset']:x} ({f['dso']})"
                 for f in event._callchain]
 
     def __call__(self, event, timestamp: bool = True, callchain: bool = True) -> None:

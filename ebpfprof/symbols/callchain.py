@@ -9,6 +9,7 @@ import sys
 from functools import lru_cache
 
 from ebpfprof.symbols.kernel import KernelSymbols
+from ebpfprof.symbols.python import CONTEXT_PYTHON, merge_python_frames
 from ebpfprof.symbols.user import UserSymbols
 
 __all__ = ["CallchainResolver", "default_resolver", "CONTEXT_KERNEL", "CONTEXT_USER"]
@@ -29,6 +30,8 @@ class CallchainResolver:
         self._kernel: KernelSymbols | None = None
         self._user: UserSymbols | None = None
         self._warned = False
+        # --python-callchain: the run's CPython processes (symbols/python.py), else None
+        self.python = None
 
     @property
     def kernel(self) -> KernelSymbols:
@@ -60,6 +63,19 @@ class CallchainResolver:
             return "Unknown", 0, "[unknown]"
 
     def __call__(self, event_class, pid: int, frames: tuple[int, ...]) -> list[dict]:
+        python_words = None
+        if self.python is not None and CONTEXT_PYTHON in frames:
+            at = frames.index(CONTEXT_PYTHON)
+            frames, python_words = frames[:at], list(frames[at + 1:])
+        if python_words is not None:     # first: the code objects die with the process
+            runs, truncated = self.python.segments(pid, python_words)
+        out = self._native(pid, frames)
+        if python_words is not None:
+            kernel = [f for f in out if f["kernel"]]
+            out = kernel + merge_python_frames(out[len(kernel):], runs, truncated)
+        return out
+
+    def _native(self, pid: int, frames: tuple[int, ...]) -> list[dict]:
         out: list[dict] = []
         kernel = True
         for addr in frames:

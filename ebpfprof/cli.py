@@ -83,7 +83,8 @@ _RUN_OPTIONS = (
     click.option("--user-callchain/--no-user-callchain", default=True, show_default=True,
                  help="User-space frames in callchains."),
     click.option("--python-callchain", is_flag=True,
-                 help="Python frames of traced Python processes (not supported yet)."),
+                 help="Python frames (CPython 3.11-3.13) in callchains, read in the kernel at each "
+                      "event (ATTR python-stack: one selector)."),
     click.option("-v", "--verbose", count=True, help="More diagnostics (-vv: print the BPF program)."),
     click.option("-q", "--quiet", is_flag=True, help="Fewer diagnostics."),
 )
@@ -100,9 +101,6 @@ def run_config(*, events, cpus, pids, tids, interval_ms, mmap_pages, exit_after,
                call_graph, kernel_callchain, user_callchain, python_callchain, verbose, quiet,
                module: str | None = None, args: tuple[str, ...] = ()) -> RunConfig:
     """The RunConfig of the run options' values (and a script's MODULE and ARGS)."""
-    if python_callchain:
-        raise click.UsageError("--python-callchain is not supported yet: callchains hold kernel and "
-                               "native user frames only")
     return RunConfig(
         events=tuple(events), module=module, args=tuple(args),
         cpus=cpus, pids=pids, tids=tids, interval_ms=interval_ms, mmap_pages=mmap_pages,

@@ -130,7 +130,8 @@ def resolve_probe(sel: ProbeSelector, config: RunConfig, online: tuple[int, ...]
         index=index, fmt=fmt, label=sel.text, target=target, fills=tuple(fills), strings=strings,
         filter=compiled, cpus=cpus_for(sel, config, online),
         kernel_stack=stack and config.kernel_callchain, user_stack=stack and config.user_callchain,
-        max_stack=sel.max_stack or DEFAULT_MAX_STACK)
+        max_stack=sel.max_stack or DEFAULT_MAX_STACK,
+        python_stack=sel.python_stack or config.python_callchain)
     event = EventSpec(event_name=f"{sel.kind}:{shown}", handler=handler_name(sel.kind, shown),
                       title=f"{sel.kind}:{shown} ({where})", format=fmt,
                       meanings=tuple((p.name, p.meaning) for p in plans)

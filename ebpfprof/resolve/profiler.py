@@ -45,6 +45,10 @@ def resolve_profiler(sel: ProfilerSelector, config: RunConfig, online: tuple[int
                             hint=(f"did you mean '{guess[0]}'? " if guess else "")
                             + "profilers: " + ", ".join(PROFILERS)
                             + "; tracepoints are sys:name (ebpfprof python -e 'sched:*' help lists them)")
+    if sel.python_stack:
+        raise SelectorError(f"-e {sel.text}: python-stack is not available for profiler samples yet "
+                            f"(their stacks are the perf event's)",
+                            hint="tracepoints and probes take it: -e 'syscalls:sys_enter_openat//python-stack/'")
     plan = module.plan(sel, config)
     shown = sel.alias or sel.name
     event = EventSpec(event_name=shown, handler=handler_name(None, shown),

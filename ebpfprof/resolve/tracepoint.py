@@ -66,6 +66,7 @@ def resolve_tracepoint(sel: TracepointSelector, config: RunConfig, online: tuple
             index=index, fmt=fmt, label=sel.text, filter=_compile_filter(sel, fmt, index),
             cpus=cpus, kernel_stack=stack and config.kernel_callchain,
             user_stack=stack and config.user_callchain,
-            max_stack=sel.max_stack or DEFAULT_MAX_STACK)
+            max_stack=sel.max_stack or DEFAULT_MAX_STACK,
+            python_stack=sel.python_stack or config.python_callchain)
         out.append(ResolvedTracepoint(sel, event, program))
     return out

@@ -302,6 +302,31 @@ def _attach_hint(e: OSError) -> str:
     return ""
 
 
+def _task_fsbase_offset() -> int:
+    """task_struct.thread.fsbase in this kernel's BTF: where a thread's TLS pointer is."""
+    from ebpfprof.kernel.btf import BtfError, struct_offsets
+
+    try:
+        return struct_offsets("task_struct")["thread"] + struct_offsets("thread_struct")["fsbase"]
+    except (BtfError, KeyError) as e:
+        raise KernelError(f"--python-callchain needs task_struct.thread.fsbase from the kernel's BTF: {e}",
+                          hint="x86-64 kernels with CONFIG_DEBUG_INFO_BTF=y have it") from None
+
+
+def _traced_tgids(config: RunConfig) -> list[int] | None:
+    """The processes of -p and -t (None: every process)."""
+    if not config.pids and not config.tids:
+        return None
+    out = set(config.pids or ())
+    for tid in config.tids or ():
+        try:
+            with open(f"/proc/{tid}/status") as f:
+                out.update(int(l.split()[1]) for l in f if l.startswith("Tgid:"))
+        except (OSError, ValueError, IndexError):
+            pass
+    return sorted(out)
+
+
 def _comm_tracker() -> CommTracker:
     """The formats of the tracepoints that name tasks, where this kernel has them."""
     def fmt(system: str, name: str):
@@ -345,6 +370,7 @@ class BpfSource(Source):
         self._why_perf_buffer = ""
         self._missed_at_start = 0
         self._missed_at_stop: int | None = None
+        self.python = None                # --python-callchain: symbols/python.PythonProcesses
 
     def open(self) -> None:
         from ebpfprof.kernel.features import bpf_ringbuf_supported
@@ -355,10 +381,12 @@ class BpfSource(Source):
         ring_bytes = ring_size(self.config)
         records = ring_bytes // 64
         wakeup_every = max(64, records // (4 * max(1, self.config.nr_cpus)))
+        python = any(s.program.python_stack for s in self.specs)
         generated = generate_program([s.program for s in self.specs],
                                      TaskFilter(self.config.pids, self.config.tids),
                                      ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every,
-                                     comms=_comm_tracker(), perf_buffer=use_perf_buffer)
+                                     comms=_comm_tracker(), perf_buffer=use_perf_buffer,
+                                     task_fsbase_offset=_task_fsbase_offset() if python else None)
         if self.config.verbose >= 2:
             sys.stderr.write(generated.text)
         self.program = LoadedProgram(generated, debug=self.config.verbose >= 3)
@@ -368,9 +396,33 @@ class BpfSource(Source):
                 self.perf_buffer.open()           # before attaching: the programs find their rings
                 self.perf_buffer.fill(self.program.table("ep_ring"))
             self.program.attach()
+            if python:
+                self._find_python_processes()
         except BaseException:
             self.close()
             raise
+
+    def _find_python_processes(self) -> None:
+        """--python-callchain: the CPython processes among the traced ones (every process
+        running now, without -p/-t) get their stack-walk parameters in ep_py_procs."""
+        from ebpfprof.pystack import bpf_params
+        from ebpfprof.symbols import default_resolver
+        from ebpfprof.symbols.python import PythonProcesses
+
+        processes = PythonProcesses()
+        pids = _traced_tgids(self.config)
+        processes.find(pids)
+        table = self.program.table("ep_py_procs")
+        for pid, target in processes.targets.items():
+            values = bpf_params(target)
+            if not values["tls_ok"]:
+                values["tls_max_key"] = 0          # the BPF walk then uses the thread list
+            leaf = table.Leaf()
+            for name, _ in leaf._fields_:
+                setattr(leaf, name, values[name])
+            table[ctypes.c_uint32(pid)] = leaf
+        default_resolver().python = processes
+        self.python = processes
 
     def add_rings(self, reader) -> None:
         assert self.program is not None
@@ -421,6 +473,8 @@ class BpfSource(Source):
         if self.perf_buffer is not None:
             parts.append(f"written to per-CPU perf rings of {self.perf_buffer.pages} pages "
                          f"({self._why_perf_buffer})")
+        if self.python is not None:
+            parts.append(self.python.describe())
         return "; ".join(parts)
 
     def stop_notes(self) -> list[str]:

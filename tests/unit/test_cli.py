@@ -85,11 +85,9 @@ def test_every_option(capsys, runs):
                               user_callchain=False, python_callchain=False, verbose=2)]
 
 
-def test_python_callchain_is_refused_for_now(capsys, runs):
-    rc, _, err = run(capsys, "python", "-e", "a:b", "--python-callchain", "s.py")
-    assert_usage_error(rc, err, "--python-callchain is not supported yet: callchains hold kernel and native "
-                                "user frames only")
-    assert runs == []
+def test_python_callchain_reaches_the_run(capsys, runs):
+    rc, _, _ = run(capsys, "python", "-e", "a:b", "--python-callchain", "s.py")
+    assert rc == 0 and runs[0].python_callchain is True
 
 
 def test_quiet(capsys, runs):
@@ -275,7 +273,7 @@ def test_help_with_a_bad_selector(capsys, fake_tracefs):
         "ebpfprof: error: -e 'sched:sched_wakeup//stak/': unknown ATTR 'stak' at column 21",
         "    sched:sched_wakeup//stak/",
         "                        ^~~~",
-        "hint: did you mean 'stack'? known ATTRs: stack, max-stack, alias, cpus, str",
+        "hint: did you mean 'stack'? known ATTRs: stack, max-stack, alias, cpus, str, python-stack",
     ]
 
 

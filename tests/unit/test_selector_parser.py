@@ -261,18 +261,19 @@ def test_unknown_attr_names_it_and_suggests():
         "ebpfprof: error: -e 'sched:sched_wakeup//stak/': unknown ATTR 'stak' at column 21\n"
         "    sched:sched_wakeup//stak/\n"
         "                        ^~~~\n"
-        "hint: did you mean 'stack'? known ATTRs: stack, max-stack, alias, cpus, str")
+        "hint: did you mean 'stack'? known ATTRs: stack, max-stack, alias, cpus, str, python-stack")
 
 
 def test_unknown_attr_without_a_close_name():
     e = error_of("sched:sched_wakeup/pid>1/foo=1/")
     assert e.message == "-e 'sched:sched_wakeup/pid>1/foo=1/': unknown ATTR 'foo' at column 26"
     assert e.detail.splitlines()[1] == " " * 4 + " " * 25 + "^~~"
-    assert e.hint == "known ATTRs: stack, max-stack, alias, cpus, str"
+    assert e.hint == "known ATTRs: stack, max-stack, alias, cpus, str, python-stack"
 
 
 def test_known_attrs_list():
-    assert KNOWN_ATTRS == {"stack": False, "max-stack": True, "alias": True, "cpus": True, "str": True}
+    assert KNOWN_ATTRS == {"stack": False, "max-stack": True, "alias": True, "cpus": True, "str": True,
+                           "python-stack": False}
 
 
 def test_section_not_closed_before_the_next_selector():

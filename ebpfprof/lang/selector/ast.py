@@ -50,6 +50,10 @@ class Selector:
         return self.attr("stack") is not None
 
     @property
+    def python_stack(self) -> bool:
+        return self.attr("python-stack") is not None
+
+    @property
     def max_stack(self) -> int | None:
         a = self.attr("max-stack")
         return int(a.value) if a and a.value is not None else None

@@ -47,6 +47,7 @@ KNOWN_ATTRS: dict[str, bool] = {
     "alias": True,
     "cpus": True,
     "str": True,        # probes: the arguments to read as C strings (str=1,2)
+    "python-stack": False,   # the Python frames of CPython processes (--python-callchain for one)
 }
 
 _SYS_NAME_RE = re.compile(r"[A-Za-z0-9_.*?\[\]!^-]+")

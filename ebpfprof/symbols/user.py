@@ -34,12 +34,16 @@ class UserSymbols:
         self._answers: dict[tuple[int, int], tuple[str, int, str]] = {}
         self._before_exec: dict[int, MapsSnapshot] = {}
 
-    def preload(self, pid: int) -> None:
-        """Read PID's mappings now, while it runs."""
-        self._cache(pid)
+    def preload(self, pid: int, symbols: bool = False) -> None:
+        """Read PID's mappings now, while it runs; with ``symbols``, its files' symbol tables
+        too (BCC reads a file's on the first address looked up in it)."""
+        cache = self._cache(pid)
         snapshot = MapsSnapshot.of(pid)
         if snapshot is not None:
             self._before_exec[pid] = snapshot
+            if symbols:
+                for start, _end, _offset, _path in snapshot.mappings:
+                    cache.resolve(start, demangle=False)
 
     def resolve(self, pid: int, addr: int) -> tuple[str, int, str]:
         key = (pid, addr)

@@ -1,0 +1,136 @@
+"""--python-callchain on real events: the Python frames of every event equal the stack the
+traced program recorded itself at that call (tests/testprogs/pysleeper.py), on every CPython
+3.11-3.13 this machine has.
+
+Each clock_nanosleep of the workload is an event of syscalls:sys_enter_clock_nanosleep (-p);
+per thread, the n-th event's Python frames must be the n-th recorded stack: methods
+(qualname), a generator, a sorted(key=...) callback, a closure, recursion deeper than the
+frame limit (truncated, and marked so), and three threads sleeping with the GIL released.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner import Tracer, write_script
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKLOAD = ROOT / "tests" / "testprogs" / "pysleeper.py"
+MAX_FRAMES = 62          # codegen/program.py PY_MAX_FRAMES
+DEPTH = 80               # deeper than that
+
+INTERPRETERS = {
+    "debian-3.11": "/usr/bin/python3.11",
+    "pyenv-3.11": "/root/.pyenv/versions/3.11.7/bin/python3.11",
+    "pyenv-3.12": "/root/.pyenv/versions/3.12.1/bin/python3.12",
+    "pyenv-3.13": "/root/.pyenv/versions/3.13.0/bin/python3.13",
+}
+
+RECORDER = """
+import json
+rows = []
+def __sample__(event):
+    frames = event._callchain           # read at once: the code objects are alive now
+    rows.append([event._tid, [[f["symbol"], f["dso"], f["offset"]] for f in frames if f.get("python")],
+                 sum(1 for f in frames if not f.get("python") and not f["kernel"])])
+def __exit__():
+    print("ROWS " + json.dumps(rows), flush=True)
+"""
+
+
+def _interpreter(name: str) -> str:
+    path = INTERPRETERS[name]
+    if not os.access(path, os.X_OK):
+        pytest.skip(f"{path} is not installed here")
+    return path
+
+
+SLEEP = "syscalls:sys_enter_clock_nanosleep"
+
+
+def _run(python: str, tmp_path: Path, extra: list[str], event: str = SLEEP,
+         flag: tuple[str, ...] = ("--python-callchain",)) -> tuple[list, dict, str]:
+    out = tmp_path / "calls.json"
+    proc = subprocess.Popen([python, str(WORKLOAD), str(out), str(DEPTH)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        ready = proc.stdout.readline().split()
+        assert ready and ready[0] == "ready", ready
+        tracer = Tracer(["-v", "-e", event, *flag, *extra,
+                         "-p", str(proc.pid), str(write_script(tmp_path, RECORDER))])
+        tracer.wait_attached()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "done"
+        proc.stdin.write("exit\n")
+        proc.stdin.flush()
+        proc.wait(timeout=30)
+        assert tracer.wait(timeout=60) == 0, tracer.stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    m = re.search(r"^ROWS (.*)$", tracer.stdout, re.M)
+    assert m, tracer.stdout + tracer.stderr
+    assert re.search(r"\d+ events delivered, 0 lost", tracer.stderr), tracer.stderr
+    return json.loads(m.group(1)), json.loads(out.read_text()), tracer.stderr
+
+
+def _check(rows: list, truth: dict) -> None:
+    by_tid: dict[str, list] = {}
+    for tid, frames, _native in rows:
+        by_tid.setdefault(str(tid), []).append(frames)
+    assert sorted(by_tid) == sorted(truth["calls"]), (sorted(by_tid), sorted(truth["calls"]))
+    assert len(truth["calls"]) == 4                       # main and three threads
+    truncated = 0
+    for tid, stacks in truth["calls"].items():
+        got = by_tid[tid]
+        assert len(got) == len(stacks), (tid, len(got), len(stacks))
+        for ours, want in zip(got, stacks):
+            if ours and ours[-1][0] == "[truncated]":
+                truncated += 1
+                ours = ours[:-1]
+                assert len(want) > len(ours) >= MAX_FRAMES - 4, (len(ours), len(want))
+                want = want[:len(ours)]
+            assert ours == want
+    assert truncated == 1                                 # deep(DEPTH), once
+
+
+@pytest.mark.parametrize("name", sorted(INTERPRETERS))
+def test_python_frames_equal_the_programs_own_stacks(tmp_path, name):
+    rows, truth, stderr = _run(_interpreter(name), tmp_path, [])
+    _check(rows, truth)
+    assert re.search(r"Python frames for 1 process\(es\): \d+ \(Python 3\.1[123]\.\d+\)", stderr), stderr
+
+
+@pytest.mark.parametrize("name", ["debian-3.11", "pyenv-3.12"])
+def test_with_native_frames_too(tmp_path, name):
+    """-g: the Python frames, in the same order, among the native user frames."""
+    rows, truth, _ = _run(_interpreter(name), tmp_path, ["-g"])
+    _check(rows, truth)
+    assert all(native > 0 for _tid, _frames, native in rows)
+
+
+def test_a_uprobe_and_an_attr(tmp_path):
+    """The same from a uprobe on libc's clock_nanosleep; and python-stack as a selector's ATTR."""
+    python = _interpreter("pyenv-3.13")
+    rows, truth, _ = _run(python, tmp_path, [], event="uprobe:c:clock_nanosleep")
+    _check(rows, truth)
+    rows, truth, _ = _run(python, tmp_path, [], event="uprobe:c:clock_nanosleep//python-stack/", flag=())
+    _check(rows, truth)
+
+
+def test_a_process_that_is_not_python_gets_no_frames(tmp_path):
+    proc = subprocess.Popen(["sleep", "3"])
+    try:
+        tracer = Tracer(["-v", "-e", "syscalls:sys_enter_clock_nanosleep", "--python-callchain",
+                         "-p", str(proc.pid), str(write_script(tmp_path, RECORDER))])
+        assert tracer.wait(timeout=60) == 0, tracer.stderr
+    finally:
+        proc.kill()
+    assert f"Python frames for 0 process(es); none for {proc.pid}: " in tracer.stderr, tracer.stderr

@@ -116,6 +116,12 @@ CASES = {
         prog(name, i, label="syscalls:sys_*")
         for i, name in enumerate(["syscalls_sys_enter_getppid", "syscalls_sys_enter_openat",
                                   "syscalls_sys_exit_getppid"] * 3)], perf_buffer=True),
+    # --python-callchain: a fixed-size tracepoint on the scratch path, and a probe with -g
+    "python_stack": lambda: generate([
+        prog("syscalls_sys_enter_getppid", 0, label="syscalls:sys_enter_getppid//python-stack/",
+             python_stack=True),
+        probe("uprobe", "probed_add", UPROBE, index=1, user_stack=True, python_stack=True)],
+        TaskFilter(tgids=(42,)), task_fsbase_offset=3128),
 }
 
 
@@ -470,3 +476,13 @@ def test_perf_buffer_wildcard_submits_what_it_copied():
     g = CASES["perf_buffer_wildcard"]()
     body = function_body(g.text, "ep_sel0_shared")
     assert "ep_submit(ctx, s, sizeof(*s) + 8 + copy, st);" in body
+
+
+def test_python_stack_needs_the_fsbase_offset_and_changes_nothing_without_it():
+    with pytest.raises(ValueError, match="fsbase"):
+        generate([prog("syscalls_sys_enter_getppid", python_stack=True)])
+    plain = generate([prog("sched_sched_wakeup", kernel_stack=True)]).text
+    assert "ep_python_stack" not in plain and "ep_py_procs" not in plain
+    text = CASES["python_stack"]().text
+    assert "#define EP_TASK_FSBASE_OFF 3128" in text
+    assert text.count("nr_frames = ep_python_stack(sc, ") == 2

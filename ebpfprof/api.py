@@ -57,8 +57,8 @@ def _ids(value, what: str) -> tuple[int, ...] | None:
 
 
 def _config(selectors: tuple[str, ...], *, cpus, pids, tids, exit_after: int | None, order: bool,
-            call_graph: bool, kernel_callchain: bool, user_callchain: bool, mmap_pages: int,
-            perf_buffer: bool, interval_ms: int | None, verbose: int) -> RunConfig:
+            call_graph: bool, kernel_callchain: bool, user_callchain: bool, python_callchain: bool,
+            mmap_pages: int, perf_buffer: bool, interval_ms: int | None, verbose: int) -> RunConfig:
     """The RunConfig of a trace's arguments, checked as the command line checks its options."""
     if not selectors or not all(isinstance(s, str) and s.strip() for s in selectors):
         raise UsageError("trace() needs event selectors: trace(\"sched:sched_wakeup\", ...)")
@@ -71,8 +71,8 @@ def _config(selectors: tuple[str, ...], *, cpus, pids, tids, exit_after: int | N
     return RunConfig(events=tuple(selectors), cpus=_ids(cpus, "cpus"), pids=_ids(pids, "pids"),
                      tids=_ids(tids, "tids"), exit_after=exit_after, order=order, call_graph=call_graph,
                      kernel_callchain=kernel_callchain, user_callchain=user_callchain,
-                     mmap_pages=mmap_pages, perf_buffer=perf_buffer, interval_ms=interval_ms,
-                     verbose=verbose)
+                     python_callchain=python_callchain, mmap_pages=mmap_pages, perf_buffer=perf_buffer,
+                     interval_ms=interval_ms, verbose=verbose)
 
 
 def _namespace(specs: list, handlers: Mapping[str, Callable], keep: Callable) -> SimpleNamespace:
@@ -245,22 +245,23 @@ def trace(*selectors: str, handlers: Mapping[str, Callable] | None = None,
           cpus: str | Iterable[int] | None = None, pids: str | Iterable[int] | None = None,
           tids: str | Iterable[int] | None = None, exit_after: int | None = None,
           order: bool = False, call_graph: bool = False, kernel_callchain: bool = True,
-          user_callchain: bool = True, mmap_pages: int = DEFAULT_MMAP_PAGES,
+          user_callchain: bool = True, python_callchain: bool = False, mmap_pages: int = DEFAULT_MMAP_PAGES,
           perf_buffer: bool = False, interval_ms: int | None = None, verbose: int = 0) -> Trace:
     """A trace of ``selectors`` (``-e`` texts: "sched:sched_wakeup/prio<120/", "profile",
     'uprobe:c:malloc'); attached by ``with`` or the first ``take()``.
 
     The keywords are the command line's options: ``cpus`` (-C), ``pids`` (-p), ``tids`` (-t) as
     "0-3,6" or a list of ints, ``exit_after`` (-N), ``order`` (--order), ``call_graph`` (-g),
-    ``kernel_callchain``/``user_callchain``, ``mmap_pages`` (-m), ``perf_buffer``,
+    ``kernel_callchain``/``user_callchain``, ``python_callchain``, ``mmap_pages`` (-m), ``perf_buffer``,
     ``interval_ms`` (-i: calls handlers' ``__interval__``), ``verbose`` (-v; -1 is -q).
     ``handlers`` maps a selector's event name or handler name ("sched:sched_wakeup" or
     "sched__sched_wakeup") and the script callbacks ("__lost__", "__exit__", ...) to functions.
     """
     config = _config(selectors, cpus=cpus, pids=pids, tids=tids, exit_after=exit_after, order=order,
                      call_graph=call_graph, kernel_callchain=kernel_callchain,
-                     user_callchain=user_callchain, mmap_pages=mmap_pages, perf_buffer=perf_buffer,
-                     interval_ms=interval_ms, verbose=verbose)
+                     user_callchain=user_callchain, python_callchain=python_callchain,
+                     mmap_pages=mmap_pages, perf_buffer=perf_buffer, interval_ms=interval_ms,
+                     verbose=verbose)
     return Trace(config, handlers)
 
 

@@ -134,3 +134,26 @@ def test_a_process_that_is_not_python_gets_no_frames(tmp_path):
     finally:
         proc.kill()
     assert f"Python frames for 0 process(es); none for {proc.pid}: " in tracer.stderr, tracer.stderr
+
+
+def test_the_api_takes_python_frames_too(tmp_path):
+    """ebpfprof.trace(..., python_callchain=True): the same frames, in this process."""
+    import ebpfprof
+
+    python = _interpreter("pyenv-3.12")
+    out = tmp_path / "calls.json"
+    proc = subprocess.Popen([python, str(WORKLOAD), str(out), str(DEPTH)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().split()[0] == "ready"
+        rows = []
+        with ebpfprof.trace(SLEEP, pids=[proc.pid], python_callchain=True) as events:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            for event in events.take(16, timeout=10):    # 7 calls in the main thread, 3 x 3 in threads
+                rows.append([event._tid, [[f["symbol"], f["dso"], f["offset"]]
+                                          for f in event._callchain if f.get("python")], 0])
+        assert proc.stdout.readline().strip() == "done"
+    finally:
+        proc.kill()
+    _check(rows, json.loads(out.read_text()))

@@ -29,7 +29,8 @@ run: setup
 
 # The kernel suites that depend on the ring run a second time through the perf buffer.
 PERF_BUFFER_SUITES := tests/kernel/test_tracepoint_events.py tests/kernel/test_stop_accounting.py \
-	tests/kernel/test_probes.py tests/kernel/test_callchain.py tests/kernel/test_filter_in_kernel.py
+	tests/kernel/test_probes.py tests/kernel/test_callchain.py tests/kernel/test_filter_in_kernel.py \
+	tests/kernel/test_python_callchain.py
 
 test: setup
 	@$(VPY) -m pytest -q -ra tests

@@ -3,6 +3,8 @@ golden files, event specs. No kernel needed."""
 from __future__ import annotations
 
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,25 @@ def event_spec(fmt: EventFormat, name: str | None = None, *, header_known: bool 
     shown = name or fmt.full_name
     return EventSpec(event_name=shown, handler=handler_name(None, shown), title=shown, format=fmt,
                      header_known=header_known)
+
+
+@contextmanager
+def fake_tracefs(root: Path, monkeypatch, names):
+    """A tracefs under ``root`` holding the fixture formats ``names`` (sched_sched_wakeup, ...),
+    used by ebpfprof through EBPFPROF_TRACEFS, with tracefs.py's caches cleared around it."""
+    from ebpfprof.kernel import tracefs
+
+    for name in names:
+        system, event = name.split("_", 1)
+        d = root / "events" / system / event
+        d.mkdir(parents=True)
+        shutil.copy(FIXTURES / "formats" / f"{name}.format", d / "format")
+    monkeypatch.setenv("EBPFPROF_TRACEFS", str(root))
+    caches = (tracefs.tracefs_root, tracefs.list_tracepoints, tracefs.read_format)
+    for c in caches:
+        c.cache_clear()
+    try:
+        yield root
+    finally:
+        for c in caches:
+            c.cache_clear()

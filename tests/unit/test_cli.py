@@ -7,7 +7,6 @@ fixture formats, so nothing here needs root or a kernel.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,6 @@ import ebpfprof
 import ebpfprof.run.session
 from ebpfprof.cli import main
 from ebpfprof.options import DEFAULT_MMAP_PAGES, RunConfig
-from ebpfprof.kernel import tracefs
 
 FORMATS = support.FIXTURES / "formats"
 ROOT = support.ROOT
@@ -227,18 +225,8 @@ def test_a_real_process_exits_2_with_one_line():
 
 @pytest.fixture
 def fake_tracefs(tmp_path, monkeypatch):
-    for name in ("sched_sched_wakeup", "sched_sched_switch", "sched_sched_process_exec"):
-        system, event = name.split("_", 1)
-        d = tmp_path / "events" / system / event
-        d.mkdir(parents=True)
-        shutil.copy(FORMATS / f"{name}.format", d / "format")
-    monkeypatch.setenv("EBPFPROF_TRACEFS", str(tmp_path))
-    caches = (tracefs.tracefs_root, tracefs.list_tracepoints, tracefs.read_format)
-    for c in caches:
-        c.cache_clear()
-    yield tmp_path
-    for c in caches:
-        c.cache_clear()
+    with support.fake_tracefs(tmp_path, monkeypatch, ("sched_sched_wakeup", "sched_sched_switch", "sched_sched_process_exec")) as root:
+        yield root
 
 
 def test_help_prints_the_template(capsys, fake_tracefs):

@@ -19,7 +19,6 @@ import support
 import ebpfprof.commands.trace
 from ebpfprof.cli import main
 from ebpfprof.errors import UsageError
-from ebpfprof.kernel import tracefs
 
 FORMATS = support.FIXTURES / "formats"
 NAMES = sorted(p.stem for p in FORMATS.glob("*.format"))      # sched_sched_wakeup, ...
@@ -35,18 +34,8 @@ def _keep_signals():
 
 @pytest.fixture
 def fake_tracefs(tmp_path, monkeypatch):
-    for name in NAMES:
-        system, event = name.split("_", 1)
-        d = tmp_path / "events" / system / event
-        d.mkdir(parents=True)
-        shutil.copy(FORMATS / f"{name}.format", d / "format")
-    monkeypatch.setenv("EBPFPROF_TRACEFS", str(tmp_path))
-    caches = (tracefs.tracefs_root, tracefs.list_tracepoints, tracefs.read_format)
-    for c in caches:
-        c.cache_clear()
-    yield tmp_path
-    for c in caches:
-        c.cache_clear()
+    with support.fake_tracefs(tmp_path, monkeypatch, NAMES) as root:
+        yield root
 
 
 def run(capsys, *argv):

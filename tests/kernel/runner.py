@@ -110,6 +110,20 @@ class Tracer:
         return "".join(self.stderr_lines)
 
 
+def workload_under(proc: subprocess.Popen, wl: Workload, ready, timeout: float = 30) -> tuple[str, str]:
+    """``ready()`` (returns once ``proc`` records), then the workload's calls to their end;
+    ``proc``'s (stdout, stderr). Whatever happens, neither process is left running."""
+    try:
+        ready()
+        wl.go()
+        wl.finish()
+        return proc.communicate(timeout=timeout)
+    finally:
+        wl.kill()
+        if proc.poll() is None:
+            proc.kill()
+
+
 def run_ebpfprof(*args: str, timeout: float = 60, cwd: Path | None = None,
                  env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(ebpfprof_cmd(*args), capture_output=True, text=True, timeout=timeout,

@@ -28,7 +28,7 @@ from ebpfprof.bcc_loader import import_bcc
 from ebpfprof.kernel import perf_abi, tracefs
 from ebpfprof.kernel.btf import struct_offsets
 from ebpfprof.kernel.event_format import FieldKind
-from runner import ROOT, Workload, build_testprog
+from runner import ROOT, Workload, build_testprog, workload_under
 
 # BCC wants bytes and says so for every str; str keeps these programs readable.
 pytestmark = pytest.mark.filterwarnings("ignore:not a bytes object:DeprecationWarning")
@@ -797,15 +797,11 @@ def test_the_docs_worked_example_runs_as_written(tmp_path, workload_bin):
     wl = Workload(workload_bin, "getppid", str(k))
     proc = subprocess.Popen([system_python_with_bcc(), str(script), str(BPF_DIR), str(wl.pid)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
+
+    def attached():
         assert proc.stdout.readline() == "attached\n", proc.stderr.read()
-        wl.go()
-        wl.finish()
-        out, err = proc.communicate(timeout=30)
-    finally:
-        wl.kill()
-        if proc.poll() is None:
-            proc.kill()
+
+    out, err = workload_under(proc, wl, attached)
     line = (f"pid={wl.pid} tid={wl.pid} raw_size=12 common_type={fmt('syscalls:sys_enter_getppid').id} "
             f"common_pid={wl.pid} __syscall_nr={NR_GETPPID}\n")
     assert out == line * k + f"{k} records, 0 lost\n", err

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from runner import ROOT, Workload, run_ebpfprof
+from runner import ROOT, Workload, run_ebpfprof, workload_under
 from test_docs_live import doc_blocks
 
 GUIDE = "docs/guide.md"
@@ -54,16 +54,12 @@ def test_trace_examples_print_what_the_guide_shows(workload_bin):
         argv[-1] = str(wl.pid)                     # -p PID last, as the guide writes it
         proc = subprocess.Popen([sys.executable, "-m", "ebpfprof", *argv[:1], "-v", *argv[1:]],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+
+        def attached():
             while "attached" not in proc.stderr.readline():
                 assert proc.poll() is None, "ebpfprof exited before it attached"
-            wl.go()
-            wl.finish()
-            out, err = proc.communicate(timeout=30)
-        finally:
-            wl.kill()
-            if proc.poll() is None:
-                proc.kill()
+
+        out, err = workload_under(proc, wl, attached)
         assert proc.returncode == 0, err
         assert _numbers_out(out + err) == _numbers_out(shown), command
 

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from runner import ROOT, Tracer, Workload, ebpfprof_cmd
+from runner import ROOT, Tracer, Workload, ebpfprof_cmd, workload_under
 
 # perf-prof trace's line, as event.print() writes it
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} +(\S+) +(\d+) (\S{4}) \[(\d{3})\] "
@@ -139,15 +139,7 @@ def test_quiet_has_no_stop_line(workload_bin):
     wl = Workload(workload_bin, "getppid", "10")
     proc = subprocess.Popen(ebpfprof_cmd("trace", "-q", "-e", "syscalls:sys_enter_getppid", "-p", str(wl.pid)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_holding_programs(proc.pid)
-        wl.go()
-        wl.finish()
-        out, err = proc.communicate(timeout=30)
-    finally:
-        wl.kill()
-        if proc.poll() is None:
-            proc.kill()
+    out, err = workload_under(proc, wl, lambda: _wait_holding_programs(proc.pid))
     assert proc.returncode == 0 and err == ""
     assert len(out.splitlines()) == 10
 

@@ -28,13 +28,13 @@ PyObject *get_callchain(PerfEventObject *ev)
         Py_INCREF(ev->callchain);
         return ev->callchain;
     }
-    if (ev->nr_frames == 0 || !hook_callchain)
+    if ((ev->nr_frames == 0 && !callchain_always) || !hook_callchain)
         return PyList_New(0);
     PyObject *frames = frames_tuple(ev);
     if (!frames)
         return NULL;
     PyObject *pid = PyLong_FromUnsignedLong(ev->pid);
-    PyObject *res = pid ? PyObject_CallFunctionObjArgs(hook_callchain, (PyObject *)ev->cls, pid, frames, NULL) : NULL;
+    PyObject *res = pid ? PyObject_CallFunctionObjArgs(hook_callchain, (PyObject *)ev->cls, pid, frames, (PyObject *)ev, NULL) : NULL;
     Py_XDECREF(pid);
     Py_DECREF(frames);
     if (!res)

@@ -11,14 +11,17 @@
 
 PyObject *hook_print = NULL;
 PyObject *hook_callchain = NULL;
+int callchain_always = 0;
 long long realtime_offset = 0;
 
 static PyObject *mod_set_hooks(PyObject *m, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"print_event", "resolve_callchain", NULL};
+    static char *kwlist[] = {"print_event", "resolve_callchain", "callchain_always", NULL};
     PyObject *p = Py_None, *c = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO", kwlist, &p, &c))
+    int always = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOp", kwlist, &p, &c, &always))
         return NULL;
+    callchain_always = always;
     Py_XSETREF(hook_print, p == Py_None ? NULL : Py_NewRef(p));
     Py_XSETREF(hook_callchain, c == Py_None ? NULL : Py_NewRef(c));
     Py_RETURN_NONE;
@@ -147,7 +150,7 @@ static PyObject *mod_handler_errors(PyObject *m, PyObject *unused)
 
 static PyMethodDef module_methods[] = {
     {"set_hooks", (PyCFunction)(void (*)(void))mod_set_hooks, METH_VARARGS | METH_KEYWORDS,
-     "set_hooks(print_event=None, resolve_callchain=None)"},
+     "set_hooks(print_event=None, resolve_callchain=None, callchain_always=False)"},
     {"set_realtime_offset", mod_set_realtime_offset, METH_O, "CLOCK_REALTIME - CLOCK_MONOTONIC in ns"},
     {"event_raw", mod_event_raw, METH_O, "the raw tracepoint record of an event (bytes)"},
     {"event_frames", mod_event_frames, METH_O, "the unresolved callchain of an event (tuple of int)"},

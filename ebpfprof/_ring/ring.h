@@ -194,7 +194,9 @@ PyObject *get_callchain(PerfEventObject *ev);
 
 /* module.c: set from Python by set_hooks() and set_realtime_offset() */
 extern PyObject *hook_print;       /* print_event(event, timestamp, callchain) */
-extern PyObject *hook_callchain;   /* resolve_callchain(event_class, pid, frames_tuple) -> list */
+extern PyObject *hook_callchain;   /* resolve_callchain(event_class, pid, frames_tuple, event) -> list */
+extern int callchain_always;       /* call it for events without frames too (their Python frames
+                                      may come from elsewhere: a profiler's side ring) */
 extern long long realtime_offset;  /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 
 /* ---------------------------------------------------------------------------------------- */

@@ -62,7 +62,7 @@ class CallchainResolver:
                                  f"{type(e).__name__}: {e} (its frames show as Unknown)\n")
             return "Unknown", 0, "[unknown]"
 
-    def __call__(self, event_class, pid: int, frames: tuple[int, ...]) -> list[dict]:
+    def __call__(self, event_class, pid: int, frames: tuple[int, ...], event=None) -> list[dict]:
         python_words = None
         if self.python is not None and CONTEXT_PYTHON in frames:
             at = frames.index(CONTEXT_PYTHON)

@@ -215,7 +215,7 @@ def expected_fields(st: int, v: dict, ru: int = 0, ri: int = 0) -> dict:
     return out
 
 
-def resolve_frames(cls, pid, frames):
+def resolve_frames(cls, pid, frames, event=None):
     return [f"frame {f:#x}" for f in frames]
 
 

@@ -394,7 +394,7 @@ def test_callchain_without_a_resolver_is_empty():
 def test_callchain_hook_gets_the_raw_frames_once():
     calls = []
 
-    def resolve(cls, pid, frames):
+    def resolve(cls, pid, frames, event=None):
         calls.append((cls, pid, frames))
         return [{"addr": f, "n": i} for i, f in enumerate(frames)]
 
@@ -412,8 +412,26 @@ def test_callchain_hook_gets_the_raw_frames_once():
     assert plain._callchain == [] and len(calls) == 1
 
 
+def test_callchain_always_asks_for_events_without_frames_and_passes_the_event():
+    """A profiler's Python frames come from a side ring: the resolver must be asked even for a
+    sample without frames, and needs the event (its cpu, tid, ip, time) to find them."""
+    seen = []
+
+    def resolve(cls, pid, frames, event=None):
+        seen.append((frames, event))
+        return [{"addr": 0, "symbol": "f"}]
+
+    _ring.set_hooks(resolve_callchain=resolve, callchain_always=True)
+    try:
+        plain = _ring.make_event(event_class(fixture_format("sched_sched_wakeup")), 1, 2, 3, 0, wakeup_raw())
+        assert plain._callchain == [{"addr": 0, "symbol": "f"}]
+        assert seen == [((), plain)]
+    finally:
+        _ring.set_hooks(resolve_callchain=resolve)
+
+
 def test_callchain_hook_error_propagates():
-    def resolve(cls, pid, frames):
+    def resolve(cls, pid, frames, event=None):
         raise RuntimeError("resolver broke")
 
     _ring.set_hooks(resolve_callchain=resolve)

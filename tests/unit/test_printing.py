@@ -225,7 +225,7 @@ FRAMES = [
 
 
 def test_frame_lines():
-    _ring.set_hooks(resolve_callchain=lambda cls, pid, frames: FRAMES)
+    _ring.set_hooks(resolve_callchain=lambda cls, pid, frames, event=None: FRAMES)
     ev = wakeup(frames=(1, 2, 3))
     assert EventPrinter().frames(ev) == [
         "    ffffffff813a5039 __traceiter_sched_wakeup+0x29 ([kernel.kallsyms])",
@@ -239,7 +239,7 @@ def test_frame_lines():
 def test_print_writes_the_line_then_the_frames():
     out = io.StringIO()
     printer = EventPrinter(out=out)
-    _ring.set_hooks(print_event=printer, resolve_callchain=lambda cls, pid, frames: FRAMES[:1])
+    _ring.set_hooks(print_event=printer, resolve_callchain=lambda cls, pid, frames, event=None: FRAMES[:1])
     ev = wakeup(frames=(1,))
     ev.print(timestamp=False)
     ev.print(timestamp=False, callchain=False)

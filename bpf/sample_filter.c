@@ -7,7 +7,8 @@
  * ${comment}, ${fn}, ${filter_fn} (int f(void *raw), pasted before it), ${words} (the record's
  * size in u64s), the record offsets ${pid} ${tid} ${cpu} ${ip} ${addr} ${period} ${comm}
  * (SAMPLE_FIELDS), and the context's offsets in struct bpf_perf_event_data from BTF: ${regs_ip}
- * (with ${ip_reg}, its name), ${ctx_addr}, ${ctx_period}. Stand-alone: it needs nothing else
+ * (with ${ip_reg}, its name), ${ctx_addr}, ${ctx_period}; ${python_stack}: "" or a call of
+ * python_sample.h's ep_py_sample (pasted before, with what it needs). Without it, it needs nothing else
  * (no prelude, no ring). Helpers: bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
  * bpf_get_current_comm.
  * Verifier: the context is struct bpf_perf_event_data: 8-byte loads at those offsets only;
@@ -44,7 +45,7 @@ int ${fn}(void *ctx)	/* struct bpf_perf_event_data */
 	*(u64 *)(raw + ${addr}) = EP_CTX_U64(ctx, ${ctx_addr});		/* addr */
 	*(u64 *)(raw + ${period}) = EP_CTX_U64(ctx, ${ctx_period});	/* sample_period */
 	bpf_get_current_comm(raw + ${comm}, 16);
-	keep = ${filter_fn}(raw) ? 1 : 0;
+	keep = ${filter_fn}(raw) ? 1 : 0;${python_stack}
 	count = ep_filter_counts.lookup(&seen);
 	if (count)
 		(*count)++;

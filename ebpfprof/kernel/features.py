@@ -210,3 +210,16 @@ def probe_pmu(kind: str) -> tuple[int, int | None]:
     except (OSError, ValueError):
         pass
     return pmu_type, bit
+
+
+def task_fsbase_offset() -> int:
+    """task_struct.thread.fsbase in this kernel's BTF: where a thread's TLS pointer is (the
+    Python stack walk starts there). KernelError without BTF."""
+    from ebpfprof.errors import KernelError
+    from ebpfprof.kernel.btf import BtfError, struct_offsets
+
+    try:
+        return struct_offsets("task_struct")["thread"] + struct_offsets("thread_struct")["fsbase"]
+    except (BtfError, KeyError) as e:
+        raise KernelError(f"Python stacks need task_struct.thread.fsbase from the kernel's BTF: {e}",
+                          hint="x86-64 kernels with CONFIG_DEBUG_INFO_BTF=y have it") from None

@@ -45,10 +45,7 @@ def resolve_selectors(events: tuple[str, ...], config: RunConfig,
     if warn is not None:
         for message in duplicates(out):
             warn(message)
-        profilers = [spec.event.event_name for spec in out if spec.source != "bpf"]
-        if config.python_callchain and profilers:
-            warn(f"--python-callchain: the samples of {', '.join(profilers)} get no Python frames "
-                 f"yet (tracepoints and probes do)")
+
     return out
 
 

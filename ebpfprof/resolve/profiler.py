@@ -34,6 +34,7 @@ class ResolvedProfiler:
     filter_program: str | None = None     # generated BPF C of its --filter, if any
     max_stack: int = 127
     filter_function: str | None = None    # the program's function to load
+    python_stack: bool = False            # the program also writes Python stacks (ep_py_ring)
 
 
 def resolve_profiler(sel: ProfilerSelector, config: RunConfig, online: tuple[int, ...],
@@ -45,21 +46,22 @@ def resolve_profiler(sel: ProfilerSelector, config: RunConfig, online: tuple[int
                             hint=(f"did you mean '{guess[0]}'? " if guess else "")
                             + "profilers: " + ", ".join(PROFILERS)
                             + "; tracepoints are sys:name (ebpfprof python -e 'sched:*' help lists them)")
-    if sel.python_stack:
-        raise SelectorError(f"-e {sel.text}: python-stack is not available for profiler samples yet "
-                            f"(their stacks are the perf event's)",
-                            hint="tracepoints and probes take it: -e 'syscalls:sys_enter_openat//python-stack/'")
     plan = module.plan(sel, config)
     shown = sel.alias or sel.name
     event = EventSpec(event_name=shown, handler=handler_name(None, shown),
                       title=f"{sel.name} ({plan.title_note})" + (f", alias {sel.alias}" if sel.alias else ""),
                       format=None, sample=plan.samples, budget=plan.budget)
     program = None
-    if sel.filter:
+    python = sel.python_stack or config.python_callchain
+    if sel.filter or python:
+        # One BPF program on its perf events: the filter, and the Python stack of what it keeps
         from ebpfprof.codegen.sample_filter import compile_sample_filter, generate_sample_filter_program
+        from ebpfprof.kernel.features import task_fsbase_offset
 
-        compiled = compile_sample_filter(sel.filter, selector=shown, fn_name=f"ep_prof{first_index}_filter")
-        program = generate_sample_filter_program(compiled, label=sel.text)
+        fn = f"ep_prof{first_index}_filter"
+        compiled = compile_sample_filter(sel.filter, selector=shown, fn_name=fn) if sel.filter else None
+        program = generate_sample_filter_program(compiled, label=sel.text, fn_name=fn, python_stack=python,
+                                                 task_fsbase_offset=task_fsbase_offset() if python else None)
     return [ResolvedProfiler(sel, first_index, event, plan, cpus_for(sel, config, online), program,
                              sel.max_stack or 127,
-                             f"ep_prof{first_index}_filter_sample" if program else None)]
+                             f"ep_prof{first_index}_filter_sample" if program else None, python)]

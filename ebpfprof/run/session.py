@@ -116,7 +116,11 @@ def _install_hooks(sources: list[Source], config: RunConfig) -> None:
     printer = EventPrinter(task_comm=task_comm)
     for pid in _traced_processes(config):
         printer.remember_tasks_of(pid)
-    _ring.set_hooks(print_event=printer, resolve_callchain=default_resolver())
+    # A profiler's Python stacks come from a side ring: its samples are asked about even
+    # without frames of their own
+    side = any(getattr(spec, "python_stack", False) and spec.source == "perf"
+               for source in sources for spec in source.specs)
+    _ring.set_hooks(print_event=printer, resolve_callchain=default_resolver(), callchain_always=side)
     real = time.clock_gettime_ns(time.CLOCK_REALTIME)
     mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     _ring.set_realtime_offset(real - mono)

@@ -21,6 +21,7 @@ from ebpfprof.bcc_loader import headers_warning, import_bcc
 from ebpfprof.codegen.program import CommTracker, GeneratedProgram, TaskFilter, generate_program
 from ebpfprof.errors import EbpfprofError, KernelError, UsageError
 from ebpfprof.kernel import tracefs
+from ebpfprof.kernel.features import task_fsbase_offset
 from ebpfprof.options import RunConfig, ring_bytes
 from ebpfprof.kernel import perf_abi
 from ebpfprof.sources.base import Source
@@ -302,31 +303,6 @@ def _attach_hint(e: OSError) -> str:
     return ""
 
 
-def _task_fsbase_offset() -> int:
-    """task_struct.thread.fsbase in this kernel's BTF: where a thread's TLS pointer is."""
-    from ebpfprof.kernel.btf import BtfError, struct_offsets
-
-    try:
-        return struct_offsets("task_struct")["thread"] + struct_offsets("thread_struct")["fsbase"]
-    except (BtfError, KeyError) as e:
-        raise KernelError(f"--python-callchain needs task_struct.thread.fsbase from the kernel's BTF: {e}",
-                          hint="x86-64 kernels with CONFIG_DEBUG_INFO_BTF=y have it") from None
-
-
-def _traced_tgids(config: RunConfig) -> list[int] | None:
-    """The processes of -p and -t (None: every process)."""
-    if not config.pids and not config.tids:
-        return None
-    out = set(config.pids or ())
-    for tid in config.tids or ():
-        try:
-            with open(f"/proc/{tid}/status") as f:
-                out.update(int(l.split()[1]) for l in f if l.startswith("Tgid:"))
-        except (OSError, ValueError, IndexError):
-            pass
-    return sorted(out)
-
-
 def _comm_tracker() -> CommTracker:
     """The formats of the tracepoints that name tasks, where this kernel has them."""
     def fmt(system: str, name: str):
@@ -386,7 +362,7 @@ class BpfSource(Source):
                                      TaskFilter(self.config.pids, self.config.tids),
                                      ring_pages=ring_bytes // 4096, wakeup_every=wakeup_every,
                                      comms=_comm_tracker(), perf_buffer=use_perf_buffer,
-                                     task_fsbase_offset=_task_fsbase_offset() if python else None)
+                                     task_fsbase_offset=task_fsbase_offset() if python else None)
         if self.config.verbose >= 2:
             sys.stderr.write(generated.text)
         self.program = LoadedProgram(generated, debug=self.config.verbose >= 3)
@@ -397,32 +373,13 @@ class BpfSource(Source):
                 self.perf_buffer.fill(self.program.table("ep_ring"))
             self.program.attach()
             if python:
-                self._find_python_processes()
+                from ebpfprof.symbols.python import run_python_processes
+
+                self.python = run_python_processes(self.config)
+                self.python.fill(self.program.table("ep_py_procs"))
         except BaseException:
             self.close()
             raise
-
-    def _find_python_processes(self) -> None:
-        """--python-callchain: the CPython processes among the traced ones (every process
-        running now, without -p/-t) get their stack-walk parameters in ep_py_procs."""
-        from ebpfprof.pystack import bpf_params
-        from ebpfprof.symbols import default_resolver
-        from ebpfprof.symbols.python import PythonProcesses
-
-        processes = PythonProcesses()
-        pids = _traced_tgids(self.config)
-        processes.find(pids)
-        table = self.program.table("ep_py_procs")
-        for pid, target in processes.targets.items():
-            values = bpf_params(target)
-            if not values["tls_ok"]:
-                values["tls_max_key"] = 0          # the BPF walk then uses the thread list
-            leaf = table.Leaf()
-            for name, _ in leaf._fields_:
-                setattr(leaf, name, values[name])
-            table[ctypes.c_uint32(pid)] = leaf
-        default_resolver().python = processes
-        self.python = processes
 
     def add_rings(self, reader) -> None:
         assert self.program is not None

@@ -70,6 +70,7 @@ class PerfSource(Source):
         self._reader = None
         self._stopped = False
         self._opened: list[str] = []       # for describe()
+        self._python = None                # the run's CPython processes, with Python stacks
 
     # -- open ------------------------------------------------------------------------------
     def open(self) -> None:
@@ -128,8 +129,16 @@ class PerfSource(Source):
             return None
         from ebpfprof.sources.sample_filter import LoadedSampleFilter
 
-        prog = LoadedSampleFilter(spec.filter_program, spec.filter_function, spec.selector.text)
+        prog = LoadedSampleFilter(spec.filter_program, spec.filter_function, spec.selector.text,
+                                  has_filter=spec.selector.filter is not None)
         self._filters.append(prog)
+        if spec.python_stack:
+            from ebpfprof.symbols.python import run_python_processes
+
+            python = run_python_processes(self.config)
+            python.fill(prog.table("ep_py_procs"))
+            python.add_side_ring(prog.table("ep_py_ring"), prog.consume)
+            self._python = python
         return prog
 
     def _open_one(self, spec, event: PerfEventPlan, tid: int, cpu: int, wakeup: int, inherit: bool) -> int | None:
@@ -232,11 +241,16 @@ class PerfSource(Source):
                          "(counted lost): please report it")
         for prog in self._filters:
             seen, kept = prog.counts()
-            notes.append(f"{prog.selector}: its --filter kept {kept} of {seen} samples in the kernel")
+            if prog.has_filter:
+                notes.append(f"{prog.selector}: its --filter kept {kept} of {seen} samples in the kernel")
+            if prog.python_lost():
+                notes.append(f"{prog.selector}: {prog.python_lost()} sample(s) got no Python frames: "
+                             f"their side ring was full (read _callchain in the handler)")
         return notes
 
     def describe(self) -> str:
-        return "perf events: " + "; ".join(self._opened)
+        text = "perf events: " + "; ".join(self._opened)
+        return text + ("; " + self._python.describe() if self._python is not None else "")
 
     def close(self) -> None:
         fds, self._fds = self._fds, []

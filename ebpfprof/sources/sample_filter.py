@@ -13,11 +13,12 @@ __all__ = ["LoadedSampleFilter"]
 
 
 class LoadedSampleFilter:
-    def __init__(self, text: str, fn_name: str, selector: str) -> None:
+    def __init__(self, text: str, fn_name: str, selector: str, has_filter: bool = True) -> None:
         from ebpfprof.sources.bpf import _captured_stderr, _last_meaningful_line, _save_log
 
         bcc = import_bcc()
         self.selector = selector
+        self.has_filter = has_filter      # else it is there for the Python stacks alone
         self._bpf = None
         try:
             with _captured_stderr() as log:
@@ -46,6 +47,26 @@ class LoadedSampleFilter:
             return 0, 0
         table = self._bpf[b"ep_filter_counts"]
         return (sum(int(v) for v in table[ctypes.c_int(0)]), sum(int(v) for v in table[ctypes.c_int(1)]))
+
+    def table(self, name: str):
+        return self._bpf[name.encode()]
+
+    def consume(self) -> None:
+        """Read what its rings hold now (ep_py_ring: the callbacks given to open_ring_buffer)."""
+        if self._bpf is not None:
+            self._bpf.ring_buffer_consume()
+
+    def python_lost(self) -> int:
+        """Python stacks the side ring had no room for (bpf/python_sample.h)."""
+        import ctypes
+
+        if self._bpf is None:
+            return 0
+        try:
+            table = self._bpf[b"ep_py_lost"]
+        except KeyError:                      # a filter alone: no Python stacks
+            return 0
+        return sum(int(v) for v in table[ctypes.c_int(0)])
 
     def close(self) -> None:
         if self._bpf is not None:

@@ -67,6 +67,9 @@ class CallchainResolver:
         if self.python is not None and CONTEXT_PYTHON in frames:
             at = frames.index(CONTEXT_PYTHON)
             frames, python_words = frames[:at], list(frames[at + 1:])
+        elif self.python is not None and event is not None and getattr(event_class.info, "sample", None):
+            # a profiler's sample: its Python stack is in the side ring (bpf/python_sample.h)
+            python_words = self.python.side_words(event._cpu, event._tid, event.get("ip", 0), event._time)
         if python_words is not None:     # first: the code objects die with the process
             runs, truncated = self.python.segments(pid, python_words)
         out = self._native(pid, frames)

@@ -12,7 +12,10 @@ as ``QUALNAME (FILENAME:LINE)``.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import struct
+from collections import deque
 
 __all__ = ["PythonProcesses", "CONTEXT_PYTHON", "PY_ENTRY", "PY_TRUNCATED", "merge_python_frames"]
 
@@ -36,6 +39,12 @@ class PythonProcesses:
         self.targets: dict = {}
         self.skipped: dict[int, str] = {}       # pid -> why it gets no Python frames
         self._resolver = PyFrameResolver()
+        # Profiler samples: Python stacks their BPF program wrote to a side ring, waiting for
+        # their sample: (cpu, tid, ip) -> (time, words), oldest first
+        self._consumers: list = []
+        self._side: dict[tuple[int, int, int], deque] = {}
+        self._side_count = 0
+        self._rings = []                        # BCC's ring objects: kept alive with their callbacks
 
     def find(self, pids: list[int] | None) -> None:
         """Look at ``pids`` (None: every process now running) for CPython interpreters."""
@@ -53,6 +62,57 @@ class PythonProcesses:
                 self.targets[pid] = target
             else:
                 self.skipped[pid] = target.reason
+
+    def fill(self, table) -> None:
+        """Give a BPF program the stack-walk parameters of each process (its ep_py_procs)."""
+        from ebpfprof.pystack import bpf_params
+
+        for pid, target in self.targets.items():
+            values = bpf_params(target)
+            if not values["tls_ok"]:
+                values["tls_max_key"] = 0          # the BPF walk then uses the thread list
+            leaf = table.Leaf()
+            for name, _ in leaf._fields_:
+                setattr(leaf, name, values[name])
+            table[ctypes.c_uint32(pid)] = leaf
+
+    def add_side_ring(self, table, consume) -> None:
+        """A profiler's ep_py_ring (bpf/python_sample.h), read by ``consume()`` when a sample's
+        frames are asked for: its stack was written just before the sample, so it is there."""
+        def record(_ctx, data, size):
+            raw = ctypes.string_at(data, size)
+            time, _pid, tid, cpu, _sel, nr, _lost, _raw_size, ip = _SIDE_HEADER.unpack_from(raw)
+            words = list(struct.unpack_from(f"<{nr}Q", raw, _SIDE_HEADER.size))[1:]   # after EP_CONTEXT_PYTHON
+            if self._side_count >= _SIDE_MAX:          # samples nobody asked for: forget them
+                self._side.clear()
+                self._side_count = 0
+            self._side.setdefault((cpu, tid, ip), deque()).append((time, words))
+            self._side_count += 1
+            return 0
+
+        table.open_ring_buffer(record)
+        self._rings.append(table)
+        self._consumers.append(consume)
+
+    def side_words(self, cpu: int, tid: int, ip: int, time: int) -> list[int] | None:
+        """The Python words of the sample of thread ``tid`` on ``cpu`` at ``ip``, ``time``."""
+        if not self._consumers:
+            return None
+        for consume in self._consumers:
+            consume()
+        queue = self._side.get((cpu, tid, ip))
+        found = None
+        # The BPF program runs a few microseconds after perf took the sample's time (and on
+        # some events before): the record nearest the sample, within the window, is its own
+        while queue and queue[0][0] <= time + _SIDE_WINDOW_NS:
+            t, words = queue.popleft()
+            self._side_count -= 1
+            if abs(t - time) < _SIDE_WINDOW_NS:
+                found = words
+                break
+        if queue is not None and not queue:
+            del self._side[(cpu, tid, ip)]
+        return found
 
     def describe(self) -> str:
         """For -v: which processes get Python frames, and why others do not."""
@@ -90,6 +150,12 @@ class PythonProcesses:
         return [r for r in runs if r], truncated
 
 
+# A side record: struct ep_sample (bpf/ep_sample.h), the sample's ip, then the words
+_SIDE_HEADER = struct.Struct("<QIIIHHIIQ")
+_SIDE_MAX = 1 << 16              # side records kept waiting for their samples
+_SIDE_WINDOW_NS = 1_000_000      # a stack is for the sample of its thread and ip this close to it
+
+
 def merge_python_frames(native_user: list[dict], runs: list[list[dict]], truncated: bool) -> list[dict]:
     """User frames with the Python ones where they ran: each run of Python frames takes the
     place of one ``_PyEval_EvalFrameDefault`` frame, innermost first. Runs left over (the
@@ -118,6 +184,37 @@ def merge_python_frames(native_user: list[dict], runs: list[list[dict]], truncat
             at = next((i for i, f in enumerate(out) if f["symbol"] == "Unknown"), len(out))
             out[at:at] = rest
     return out
+
+
+_RUN: tuple[object, "PythonProcesses"] | None = None      # (the run's config, its processes)
+
+
+def run_python_processes(config) -> PythonProcesses:
+    """The run's CPython processes, found once for all its sources (-p/-t, else every process
+    running now), and given to the callchain resolver."""
+    global _RUN
+    from ebpfprof.symbols import default_resolver
+
+    if _RUN is None or _RUN[0] is not config:
+        processes = PythonProcesses()
+        processes.find(traced_tgids(config))
+        _RUN = (config, processes)
+        default_resolver().python = processes
+    return _RUN[1]
+
+
+def traced_tgids(config) -> list[int] | None:
+    """The processes of -p and -t (None: every process)."""
+    if not config.pids and not config.tids:
+        return None
+    out = set(config.pids or ())
+    for tid in config.tids or ():
+        try:
+            with open(f"/proc/{tid}/status") as f:
+                out.update(int(l.split()[1]) for l in f if l.startswith("Tgid:"))
+        except (OSError, ValueError, IndexError):
+            pass
+    return sorted(out)
 
 
 def _all_pids() -> list[int]:

@@ -157,3 +157,64 @@ def test_the_api_takes_python_frames_too(tmp_path):
     finally:
         proc.kill()
     _check(rows, json.loads(out.read_text()))
+
+
+SPIN = ROOT / "tests" / "testprogs" / "pyspin.py"
+PROFILER = """
+import json
+rows = []
+def profile(event):
+    rows.append([[f["symbol"], f["dso"], f["offset"]] for f in event._callchain if f.get("python")])
+def __exit__():
+    print("ROWS " + json.dumps(rows), flush=True)
+"""
+
+
+def _function_lines(path: Path) -> dict[str, range]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    out = {"<module>": range(1, len(path.read_text().splitlines()) + 1)}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            out[node.name] = range(node.lineno, node.end_lineno + 1)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(INTERPRETERS))
+@pytest.mark.parametrize("g", [[], ["-g"]], ids=["", "g"])
+def test_profile_samples_carry_the_python_stack(tmp_path, name, g):
+    """profile + --python-callchain is a sampling Python profiler: every sample of the busy
+    process has its Python frames (from the sample's BPF program, paired with the sample), a
+    tail of <module> -> spin -> mid -> leaf, each line inside its function."""
+    python = _interpreter(name)
+    proc = subprocess.Popen([python, str(SPIN), "1.0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().split()[0] == "ready"
+        tracer = Tracer(["-v", "-e", "profile/-F 199/", "--python-callchain", *g, "-p", str(proc.pid),
+                         str(write_script(tmp_path, PROFILER))])
+        tracer.wait_attached()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        proc.wait(timeout=30)
+        assert tracer.wait(timeout=60) == 0, tracer.stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    m = re.search(r"^ROWS (.*)$", tracer.stdout, re.M)
+    assert m, tracer.stdout + tracer.stderr
+    rows = json.loads(m.group(1))
+    delivered = re.search(r"(\d+) events delivered, (\d+) lost", tracer.stderr)
+    assert delivered and int(delivered.group(2)) == 0 and int(delivered.group(1)) == len(rows), tracer.stderr
+    assert len(rows) > 100                       # 199 Hz for about a second, on one CPU
+    lines = _function_lines(SPIN)
+    full = ["leaf", "mid", "spin", "<module>"]
+    # After spin() returns the interpreter finalizes, running no Python code: a sample or two
+    # there has no Python frames; no other may lack them
+    while rows and not rows[-1]:
+        rows.pop()
+    for frames in rows:
+        names = [f[0] for f in frames]
+        assert names and names == full[len(full) - len(names):], frames
+        assert all(f[1] == str(SPIN) and f[2] in lines[f[0]] for f in frames), frames
+    assert sum(1 for frames in rows if len(frames) == 4) > 0.8 * len(rows)

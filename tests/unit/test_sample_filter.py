@@ -19,6 +19,17 @@ def test_golden():
                          generate_sample_filter_program(cf, X86, label="page-faults/--filter .../"))
 
 
+def test_golden_python_stacks_without_a_filter():
+    """--python-callchain on a profiler: a keep-all program whose kept samples' Python stacks go
+    to ep_py_ring (bpf/python_sample.h)."""
+    text = generate_sample_filter_program(None, X86, label="profile/-F 99/", fn_name="ep_prof0_filter",
+                                          python_stack=True, task_fsbase_offset=3128)
+    support.check_golden("codegen/sample_python.c", text)
+    assert "ep_py_sample(EP_CTX_U64(ctx, 128));" in text and "return 1;" in text
+    with pytest.raises(ValueError, match="fsbase"):
+        generate_sample_filter_program(None, X86, python_stack=True)
+
+
 def test_fields_in_record_order_without_overlap():
     fmt = sample_format("profile")
     assert [f.name for f in fmt.fields] == list(SAMPLE_FIELDS)

@@ -8,7 +8,8 @@
  *           EP_PY_RING_PAGES defined. Maps: BPF_RINGBUF_OUTPUT ep_py_ring, BPF_PERCPU_ARRAY
  *           ep_py_lost[1] (records the ring had no room for). Helpers: those of python_stack.h,
  *           bpf_ringbuf_output (5.8), bpf_ktime_get_ns (CLOCK_MONOTONIC: the clock our perf
- *           events are opened with, so a record's time is just before its sample's).
+ *           events are opened with: a record's time is a few microseconds after the time
+ *           perf gave its sample).
  * Verifier: a perf_event program; the record is masked to EP_SCRATCH_SIZE - 1 bytes.
  * Use:      paste its text (it calls map methods); in the program, once the sample is kept:
  *   ep_py_sample(EP_CTX_U64(ctx, REGS_IP_OFFSET));

@@ -11,6 +11,7 @@ calls, a workload that another process cannot disturb, or an exec/fork/rename we
 from __future__ import annotations
 
 import ctypes
+import json
 import mmap
 import os
 import re
@@ -743,7 +744,7 @@ def test_sample_filter_c_drops_samples_before_the_ring(cleanup, workload_bin):
         "sample_filter.c", comment="every other sample", fn="filter_sample", words=8,
         pid=8, tid=12, cpu=16, ip=24, addr=32, period=40, comm=48, filter_fn="every_other",
         regs_ip=ctx["regs"] + regs[ip_reg], ip_reg=ip_reg, ctx_addr=ctx["addr"],
-        ctx_period=ctx["sample_period"])
+        ctx_period=ctx["sample_period"], **NO_PYTHON_STACK)
     b = BPF(program)
     cleanup.append(b)
     prog = b.load_func("filter_sample", b.PERF_EVENT)
@@ -774,6 +775,142 @@ def test_sample_filter_c_drops_samples_before_the_ring(cleanup, workload_bin):
     assert (k.pid, k.tid, k.cpu, k.addr, k.period, bytes(k.comm).rstrip(b"\0")) == \
         (wl.pid, wl.pid, 0, 0, period, b"workload")
     assert k.ip != 0
+
+
+# -- python_stack.h, python_sample.h ---------------------------------------------------------------
+PY312 = "/root/.pyenv/versions/3.12.1/bin/python3.12"
+EP_CONTEXT_PYTHON = (1 << 64) - 3072
+EP_PY_ENTRY = (1 << 64) - 3073
+
+
+def python_defines() -> str:
+    from ebpfprof.kernel.features import task_fsbase_offset
+
+    return f"#define EP_TASK_FSBASE_OFF {task_fsbase_offset()}\n#define EP_PY_MAX_FRAMES 62\n"
+
+
+def python_workload(script: str, *args: str) -> subprocess.Popen:
+    python = PY312 if os.access(PY312, os.X_OK) else "/usr/bin/python3.11"
+    if not os.access(python, os.X_OK):
+        pytest.skip("no CPython 3.11+ interpreter here")
+    proc = subprocess.Popen([python, str(ROOT / "tests" / "testprogs" / script), *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().split()[0] == "ready"
+    return proc
+
+
+def fill_py_procs(b, pid: int):
+    """ep_py_procs[pid] from ebpfprof.pystack (the user-space half the snippet needs)."""
+    from ebpfprof.pystack import bpf_params, python_target
+
+    target = python_target(pid)
+    assert target, target.reason
+    values = bpf_params(target)
+    leaf = b["ep_py_procs"].Leaf()
+    for name, _ in leaf._fields_:
+        setattr(leaf, name, values[name] if values["tls_ok"] or name != "tls_max_key" else 0)
+    b["ep_py_procs"][ctypes.c_uint32(pid)] = leaf
+    return target
+
+
+def python_names(target, words: list[int]) -> list[str]:
+    """The qualnames of the (code, instruction) pairs, EP_PY_ENTRY pairs left out."""
+    from ebpfprof.pystack import PyFrameResolver
+
+    resolver, out = PyFrameResolver(), []
+    for code, instr in zip(words[::2], words[1::2]):
+        if code != EP_PY_ENTRY:
+            frame = resolver.frame(target, code, instr & ~1)
+            if frame is not None:
+                out.append(frame.qualname)
+    return out
+
+
+def test_python_stack_h_reads_the_stack_of_the_thread_at_the_event(cleanup, tmp_path):
+    """tracepoint_scratch.c with python_stack.h on clock_nanosleep, a CPython process's
+    ep_py_procs entry filled from pystack: each record's words after EP_CONTEXT_PYTHON name
+    exactly the stack the program recorded at that call (tests/testprogs/pysleeper.py)."""
+    nano = fmt("syscalls:sys_enter_clock_nanosleep")
+    proc = python_workload("pysleeper.py", str(tmp_path / "calls.json"), "5")
+    fn = fill("tracepoint_scratch.c", index=0, comment="clock_nanosleep", fn="on_sleep",
+              task_check=f"\tif ((bpf_get_current_pid_tgid() >> 32) != {proc.pid})\n\t\treturn EP_DONE;",
+              filter_fn="ep_keep_all", raw_size=nano.fixed_size, dynamic_size="", event_id=nano.id,
+              kernel_stack=0, user_stack=0, max_stack=1,
+              python_stack="\n\tnr_frames = ep_python_stack(sc, raw_padded, nr_frames);")
+    try:
+        b = BPF(ring_head(max_stack=1) + python_defines() + src("python_stack.h") + fn)
+        cleanup.append(b)
+        target = fill_py_procs(b, proc.pid)
+        b.attach_tracepoint(tp="syscalls:sys_enter_clock_nanosleep", fn_name="on_sleep")
+        records = Records(b)
+        open_gate(b)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "done"
+        got: dict[int, list] = {}
+        for rec in records.drain():
+            frames = frames_of(rec)
+            assert frames[0] == EP_CONTEXT_PYTHON
+            got.setdefault(header(rec)["tid"], []).append(python_names(target, frames[1:]))
+    finally:
+        proc.kill()
+    truth = json.loads((tmp_path / "calls.json").read_text())["calls"]
+    want = {int(tid): [[f[0] for f in stack] for stack in stacks] for tid, stacks in truth.items()}
+    assert got == want
+
+
+def test_python_sample_h_writes_a_samples_stack_to_its_ring(cleanup):
+    """sample_filter.c (keep all) calling python_sample.h's ep_py_sample, on a cpu-clock event of
+    a busy CPython process: the side ring gets one record per sample, with the sample's ip,
+    naming a tail of <module> -> spin -> mid -> leaf (tests/testprogs/pyspin.py)."""
+    ctx = struct_offsets("bpf_perf_event_data")
+    regs = struct_offsets("pt_regs")
+    ip_reg = "pc" if os.uname().machine == "aarch64" else "ip"
+    regs_ip = ctx["regs"] + regs[ip_reg]
+    head = ("#define EP_MAX_STACK 1\n#define EP_PY_RING_PAGES 64\n" + python_defines()
+            + '#include "ep_sample.h"\n' + src("prelude.h") + '#include "scratch.h"\n'
+            + src("python_stack.h") + src("python_sample.h"))
+    keep_all = "static __always_inline int keep_all(void *raw)\n{\n\treturn 1;\n}\n"
+    program = head + keep_all + fill(
+        "sample_filter.c", comment="every sample", fn="py_sample", words=8,
+        pid=8, tid=12, cpu=16, ip=24, addr=32, period=40, comm=48, filter_fn="keep_all",
+        regs_ip=regs_ip, ip_reg=ip_reg, ctx_addr=ctx["addr"], ctx_period=ctx["sample_period"],
+        python_stack=f"\n\tif (keep)\n\t\tep_py_sample(EP_CTX_U64(ctx, {regs_ip}));")
+    b = BPF(program)
+    cleanup.append(b)
+    prog = b.load_func("py_sample", b.PERF_EVENT)
+    proc = python_workload("pyspin.py", "0.5", "wait")
+    records: list[bytes] = []
+    b["ep_py_ring"].open_ring_buffer(lambda c, data, size: records.append(ctypes.string_at(data, size)))
+    attr = perf_abi.PerfEventAttr(type=perf_abi.PERF_TYPE_SOFTWARE, config=perf_abi.PERF_COUNT_SW_CPU_CLOCK,
+                                  sample_period=2_000_000, sample_type=perf_abi.Sample.TID,
+                                  flags=perf_abi.ATTR_DISABLED)
+    fd = perf_abi.open_event(attr, proc.pid, -1)
+    try:
+        target = fill_py_procs(b, proc.pid)
+        perf_abi.set_bpf(fd, prog.fd)
+        perf_abi.enable(fd)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "done"
+        perf_abi.disable(fd)
+        b.ring_buffer_consume()
+        seen = sum(b["ep_filter_counts"][ctypes.c_int(0)])
+        stacks = []
+        for rec in records:
+            h = header(rec)
+            assert (h["pid"], h["tid"], h["raw_size"]) == (proc.pid, proc.pid, 8)
+            assert struct.unpack_from("<Q", rec, SAMPLE.size)[0] != 0          # the sample's ip
+            frames = frames_of(rec)
+            assert frames[0] == EP_CONTEXT_PYTHON
+            stacks.append(python_names(target, frames[1:]))
+    finally:
+        os.close(fd)
+        proc.kill()
+    assert seen >= 100 and sum(b["ep_py_lost"][ctypes.c_int(0)]) == 0
+    assert len(stacks) == seen                    # a record per sample: the thread is in Python code
+    full = ["leaf", "mid", "spin", "<module>"]
+    assert all(s and s == full[len(full) - len(s):] for s in stacks), stacks[:5]
 
 
 # -- docs/bpf-snippets.md's worked example ---------------------------------------------------------
@@ -828,12 +965,11 @@ COVERED_BY = {
     "probe.c": "test_probe_c_and_probe_prelude_h_read_a_functions_arguments",
     "probe_prelude.h": "test_probe_c_and_probe_prelude_h_read_a_functions_arguments",
     "sample_filter.c": "test_sample_filter_c_drops_samples_before_the_ring",
+    "python_stack.h": "test_python_stack_h_reads_the_stack_of_the_thread_at_the_event",
+    "python_sample.h": "test_python_sample_h_writes_a_samples_stack_to_its_ring",
 }
 # Snippets whose stand-alone test is still to be written, and why (shown as a skip below).
-PENDING = {
-    "python_stack.h": "python_stack.h arrived with the pystack work (20133ce), whose struct "
-                      "ep_py_proc and parameters are still changing: its stand-alone test comes with it",
-}
+PENDING: dict[str, str] = {}
 SNIPPETS = sorted(p.name for p in BPF_DIR.iterdir() if p.is_file())
 
 

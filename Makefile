@@ -46,6 +46,7 @@ bench: setup
 	@$(VPY) bench/startstop.py
 	@$(VPY) bench/profilers.py
 	@$(VPY) bench/probes.py
+	@$(VPY) bench/python_stack.py
 
 # A 10-minute run at a high rate: exact accounting, flat RSS and fds (SOAK_SECONDS=60 for less).
 soak: setup

@@ -218,3 +218,37 @@ def test_profile_samples_carry_the_python_stack(tmp_path, name, g):
         assert names and names == full[len(full) - len(names):], frames
         assert all(f[1] == str(SPIN) and f[2] in lines[f[0]] for f in frames), frames
     assert sum(1 for frames in rows if len(frames) == 4) > 0.8 * len(rows)
+
+
+def test_the_python_flamegraph_tool(tmp_path):
+    """tools/python_flamegraph.py on pyspin.py: folded stacks of Python functions, outermost
+    first, one sample counted per line's COUNT, every one a head of <module>;spin;mid;leaf."""
+    python = _interpreter("pyenv-3.12")
+    out = tmp_path / "py.folded"
+    proc = subprocess.Popen([python, str(SPIN), "1.0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().split()[0] == "ready"
+        tracer = Tracer(["-v", "-e", "profile/-F 99/", "--python-callchain", "-p", str(proc.pid),
+                         str(ROOT / "tools" / "python_flamegraph.py"), str(out)])
+        tracer.wait_attached()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        proc.wait(timeout=30)
+        assert tracer.wait(timeout=60) == 0, tracer.stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    delivered = int(re.search(r"(\d+) events delivered, 0 lost", tracer.stderr).group(1))
+    lines = out.read_text().splitlines()
+    counts = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
+    assert sum(counts.values()) == delivered > 50
+    full = ["<module> (pyspin.py)", "spin (pyspin.py)", "mid (pyspin.py)", "leaf (pyspin.py)"]
+    python_samples = 0
+    for stack, n in counts.items():
+        comm, *frames = stack.split(";")
+        assert comm.startswith("python3")
+        if frames != ["[native]"]:               # the interpreter's exit, after spin() returned
+            assert frames == full[:len(frames)], stack
+            python_samples += n
+    assert python_samples >= delivered - 3
+    assert f"{out}: {len(counts)} stacks, {delivered} samples" in tracer.stdout

@@ -251,3 +251,68 @@ def test_malloc_sizes(tmp_path):
     name = blocks[f"make_name ({binary}) <- run <- main"]
     assert name[0].strip() == "1,000 calls, 32,000 bytes, 32 per call", out
     assert name[2].split()[:5] == ["32", "->", "63", ":", "1000"] and len(name) == 3, out
+
+
+# -- Python frames ------------------------------------------------------------------------------
+
+OPENER_PY = r'''
+import pathlib, sys
+
+def open_missing():
+    try:
+        open("/nonexistent/ebpfprof-smoke")  # DIRECT
+    except FileNotFoundError:
+        pass
+
+class Loader:
+    def load(self):
+        pathlib.Path(__file__).read_text()  # VIA PATHLIB
+
+print("ready", flush=True)
+for line in sys.stdin:                  # each "go": 7 opens from one line, 3 through pathlib
+    if line.strip() != "go":
+        break
+    for _ in range(7):
+        open_missing()
+    for _ in range(3):
+        Loader().load()
+    print("done", flush=True)
+'''
+
+
+def test_python_lines(tmp_path):
+    """-p PYTHON opening a file 7 times from one line and 3 times through pathlib's read_text():
+    the table has exactly those two lines with those counts (pathlib's own line for the 3); with
+    PREFIX the program's directory, the program's line that called read_text() instead."""
+    import pathlib as stdlib_pathlib
+
+    program = tmp_path / "opener.py"
+    program.write_text(OPENER_PY)
+    source = OPENER_PY.splitlines()
+    direct = next(n for n, text in enumerate(source, 1) if text.endswith("# DIRECT"))
+    via = next(n for n, text in enumerate(source, 1) if text.endswith("# VIA PATHLIB"))
+    proc = subprocess.Popen([sys.executable, str(program)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    outs = []
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        for args in ((), ("15", str(tmp_path) + "/")):
+            tracer = run_tool("python_lines.py", options=("-p", str(proc.pid)), args=args)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().strip() == "done"
+            outs.append(stop(tracer))        # stopped while the program lives: its frames are named
+            assert f"Python frames for 1 process(es): {proc.pid} (Python 3." in tracer.stderr, tracer.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+    rows = [l.split() for l in outs[0].splitlines()[2:]]
+    assert outs[0].splitlines()[:2] == ["whole run: 10 events from 2 lines",
+                                        "     COUNT  FILE:LINE FUNCTION"], outs[0]
+    assert rows[0] == ["7", f"{program}:{direct}", "open_missing"], outs[0]
+    file, _, line = rows[1][1].rpartition(":")
+    assert rows[1][0] == "3" and file == stdlib_pathlib.__file__ and int(line) > 0, outs[0]
+    assert rows[1][2] == "Path.open" and len(rows) == 2, outs[0]
+    rows = [l.split() for l in outs[1].splitlines()[2:]]
+    assert rows == [["7", f"{program}:{direct}", "open_missing"],
+                    ["3", f"{program}:{via}", "Loader.load"]], outs[1]

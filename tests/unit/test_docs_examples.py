@@ -220,7 +220,7 @@ def test_the_guides_cython_build_uses_programs_that_are_here():
 
 # -- links ------------------------------------------------------------------------------------
 LINKED_DOCS = [ROOT / "docs" / n for n in ("guide.md", "selectors.md", "perfevent.md", "profilers.md",
-                                           "probes.md")] + \
+                                           "probes.md", "bpf-snippets.md", "python-callchain.md")] + \
     sorted((ROOT / "docs" / "ops").glob("*.md"))
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 

@@ -6,6 +6,7 @@ file was opened on). Needs ptrace-attach rights on the target (root here).
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import struct
@@ -15,6 +16,23 @@ __all__ = ["ProcessMemory", "MemoryReadError", "ProcessGone"]
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _libc_process_vm_readv():
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).process_vm_readv
+    except (AttributeError, OSError):
+        return None
+    fn.restype = ctypes.c_ssize_t
+    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    return fn
+
+
+_process_vm_readv = _libc_process_vm_readv()
 
 
 class MemoryReadError(OSError):
@@ -53,6 +71,41 @@ class ProcessMemory:
             self.gone = True
             raise ProcessGone(errno.ESRCH, f"process {self.pid} is gone")
         raise MemoryReadError(errno.EFAULT, f"short read at {addr:#x} in process {self.pid}")
+
+    def read_many(self, addr: int, size: int, more: list[int]) -> list[bytes | None]:
+        """``size`` bytes at ``addr`` and at each address of ``more``, in two system calls: a
+        pread of the first (which fails, ProcessGone, once the process is gone: so the pid
+        still names it) and one process_vm_readv for the rest. None where a range could not be
+        read whole; each of ``more`` read alone if process_vm_readv cannot be used."""
+        first = self.read(addr, size)
+        if not more:
+            return [first]
+        buf = ctypes.create_string_buffer(size * len(more))
+        local = (_IoVec * len(more))(*(_IoVec(ctypes.addressof(buf) + i * size, size) for i in range(len(more))))
+        remote = (_IoVec * len(more))(*(_IoVec(a, size) for a in more))
+        got = _process_vm_readv(self.pid, local, len(more), remote, len(more), 0) if _process_vm_readv else -1
+        if got < 0:
+            out = []
+            for a in more:
+                try:
+                    out.append(self.read(a, size))
+                except ProcessGone:
+                    raise
+                except MemoryReadError:
+                    out.append(None)
+            return [first, *out]
+        # process_vm_readv stops at the first range it cannot read: the rest are read alone
+        whole = got // size
+        raw = buf.raw
+        out = [raw[i * size:(i + 1) * size] for i in range(whole)]
+        for a in more[whole:]:
+            try:
+                out.append(self.read(a, size))
+            except ProcessGone:
+                raise
+            except MemoryReadError:
+                out.append(None)
+        return [first, *out]
 
     def u64(self, addr: int) -> int:
         return _U64.unpack(self.read(addr, 8))[0]

@@ -42,6 +42,7 @@ class PyFrame:
 
 UNKNOWN = PyFrame("[unknown]", "", None)
 _RUNS_NONE = object()         # _code(): the frame runs None (3.13's entry frame), no Python code
+_UNREAD = object()            # _code(): its header is to be read now
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,11 @@ class PyFrameResolver:
                 out.append(frame)
         return out
 
-    def frame(self, target: PyTarget, code_addr: int, instr: int) -> PyFrame | None:
+    def frame(self, target: PyTarget, code_addr: int, instr: int, header=None) -> PyFrame | None:
         """One pair's frame; None for a frame not yet at its first traceable instruction, or
         one that runs None instead of a code object (3.13's entry frame, owned by the C stack,
         if the walk did not skip it by its owner); UNKNOWN for any other object."""
-        code = self._code(target, code_addr)
+        code = self._code(target, code_addr, _UNREAD if header is None else header)
         if code is _RUNS_NONE:
             return None
         if code is None:
@@ -95,7 +96,20 @@ class PyFrameResolver:
         self._codes.pop(pid, None)
         self._code_types.pop(pid, None)
 
-    def _code(self, target: PyTarget, addr: int) -> _Code | None:
+    def frames(self, target: PyTarget, pairs: list[tuple[int, int]]) -> list[PyFrame | None]:
+        """``frame()`` of each pair, the code objects' headers read in two system calls
+        (ProcessMemory.read_many) rather than one each: the checks are the same."""
+        headers: dict[int, bytes | None] = {}
+        addrs = list(dict.fromkeys(code for code, _ in pairs if code and code != target.none_addr))
+        if addrs and not target.memory.gone:
+            try:
+                got = target.memory.read_many(addrs[0], target.layout.code_adaptive, addrs[1:])
+                headers = dict(zip(addrs, got))
+            except MemoryReadError:      # the first is unreadable, or the process is gone:
+                headers = {}             # each on its own, as frame() does
+        return [self.frame(target, code, instr, headers.get(code)) for code, instr in pairs]
+
+    def _code(self, target: PyTarget, addr: int, header=_UNREAD) -> _Code | None:
         known = self._codes.setdefault(target.pid, {})
         cached = known.get(addr)
         if addr == target.none_addr and addr:
@@ -104,7 +118,8 @@ class PyFrameResolver:
             return cached
         lay = target.layout
         try:
-            header = target.memory.read(addr, lay.code_adaptive)
+            if header is _UNREAD:
+                header = target.memory.read(addr, lay.code_adaptive)
             identity = _identity(header, lay)
             if cached is not None and cached.identity == identity:
                 return cached

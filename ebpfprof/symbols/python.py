@@ -134,17 +134,20 @@ class PythonProcesses:
         target = self.targets.get(pid)
         runs: list[list[dict]] = [[]]
         truncated = words[-1:] == [PY_TRUNCATED]
-        for i in range(0, len(words) - 1, 2):
-            code, instr = words[i], words[i + 1]
+        pairs = list(zip(words[0:len(words) - 1:2], words[1::2]))
+        named = self._resolver.frames(target, [(c, i & ~1) for c, i in pairs if c != PY_ENTRY]) \
+            if target is not None else []
+        at = 0
+        for code, instr in pairs:
             if code == PY_ENTRY:                    # 3.12+: the shim frame of a C call
                 runs.append([])
                 continue
-            if target is not None:
-                frame = self._resolver.frame(target, code, instr & ~1)
-                if frame is not None:
-                    runs[-1].append({"addr": 0, "symbol": frame.qualname, "offset": frame.line or 0,
-                                     "kernel": False, "dso": frame.filename or "[unknown]",
-                                     "python": True})
+            frame = named[at] if target is not None else None
+            at += 1
+            if frame is not None:
+                runs[-1].append({"addr": 0, "symbol": frame.qualname, "offset": frame.line or 0,
+                                 "kernel": False, "dso": frame.filename or "[unknown]",
+                                 "python": True})
             if instr & 1:                           # 3.11: the outermost frame of its C call
                 runs.append([])
         return [r for r in runs if r], truncated

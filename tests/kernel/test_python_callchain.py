@@ -213,6 +213,12 @@ def test_profile_samples_carry_the_python_stack(tmp_path, name, g):
     # there has no Python frames; no other may lack them
     while rows and not rows[-1]:
         rows.pop()
+    # A sample is asynchronous: it may catch a frame being pushed, whose code pointer is not
+    # yet its own. Such a frame is [unknown] (checked against the code object: never another
+    # name); rare, and nothing else may differ
+    torn = [frames for frames in rows if any(f[0] == "[unknown]" for f in frames)]
+    assert len(torn) <= max(1, len(rows) // 50), torn
+    rows = [frames for frames in rows if frames not in torn]
     for frames in rows:
         names = [f[0] for f in frames]
         assert names and names == full[len(full) - len(names):], frames
@@ -243,12 +249,15 @@ def test_the_python_flamegraph_tool(tmp_path):
     counts = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
     assert sum(counts.values()) == delivered > 50
     full = ["<module> (pyspin.py)", "spin (pyspin.py)", "mid (pyspin.py)", "leaf (pyspin.py)"]
-    python_samples = 0
+    python_samples = torn = 0
     for stack, n in counts.items():
         comm, *frames = stack.split(";")
         assert comm.startswith("python3")
+        if any(f.startswith("[unknown]") for f in frames):     # caught a frame being pushed
+            torn += n
+            continue
         if frames != ["[native]"]:               # the interpreter's exit, after spin() returned
             assert frames == full[:len(frames)], stack
             python_samples += n
-    assert python_samples >= delivered - 3
+    assert torn <= max(1, delivered // 50) and python_samples >= delivered - 3 - torn
     assert f"{out}: {len(counts)} stacks, {delivered} samples" in tracer.stdout

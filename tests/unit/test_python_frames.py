@@ -45,6 +45,9 @@ class Named:
         from ebpfprof.pystack import PyFrame
         return None if code == 0 else PyFrame(f"f{code}", "x.py", instr)
 
+    def frames(self, target, pairs):
+        return [self.frame(target, code, instr) for code, instr in pairs]
+
 
 def test_words_are_read_as_the_bpf_program_writes_them():
     procs = PythonProcesses.__new__(PythonProcesses)

@@ -132,9 +132,9 @@ class ProcessMemory:
         return out
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        fd, self._fd = self._fd, None
+        if fd is not None and os is not None:      # at interpreter exit, modules may be gone
+            os.close(fd)
 
     def __enter__(self) -> ProcessMemory:
         return self

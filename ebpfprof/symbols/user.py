@@ -2,6 +2,7 @@
 perf maps, demangling)."""
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 
@@ -57,7 +58,7 @@ class UserSymbols:
     def _cache(self, pid: int):
         cache = self._caches.get(pid)
         if cache is None:
-            cache = self._caches[pid] = self._bcc.SymbolCache(pid)
+            cache = self._caches[pid] = fds_kept(lambda: self._bcc.SymbolCache(pid))
             self._refreshed[pid] = time.monotonic()
         return cache
 
@@ -65,7 +66,7 @@ class UserSymbols:
         cache = self._cache(pid)
         name, offset, module = cache.resolve(addr, demangle=True)
         if module is None and self._may_refresh(pid):
-            self._bcc.lib.bcc_symcache_refresh(cache.cache)
+            fds_kept(lambda: self._bcc.lib.bcc_symcache_refresh(cache.cache))
             name, offset, module = cache.resolve(addr, demangle=True)
         if module is None and pid in self._before_exec:
             found = self._before_exec[pid].resolve(addr)
@@ -121,3 +122,31 @@ class MapsSnapshot:
                     return None
                 return func.name, vaddr - func.value, path
         return None
+
+
+def fds_kept(call):
+    """``call()``, with every fd of this process that it closes put back.
+
+    libbcc 0.26 reads a process's perf map (/tmp/perf-PID.map) through a ProcSyms::ModulePath
+    whose fd is left uninitialized when the file does not exist, and whose destructor closes
+    it: whatever fd that garbage names. Here it was 1, our stdout (a script's print() then
+    failed with EBADF, and tracing -p processes delivered nothing). Each fd is duplicated
+    first (a few dozen dups; symbol caches are made once a process and refreshed at most
+    once a second), and one found closed afterwards gets its duplicate back."""
+    listed = [int(name) for name in os.listdir("/proc/self/fd")]
+    above = max(listed, default=2) + 1      # copies above every listed fd: none is mistaken for one
+    saved = {}
+    for fd in listed:
+        try:
+            saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, above)
+        except OSError:                     # the listing's own fd, closed by now
+            pass
+    try:
+        return call()
+    finally:
+        for fd, copy in saved.items():
+            try:
+                os.fstat(fd)
+            except OSError:
+                os.dup2(copy, fd, inheritable=fd <= 2)
+            os.close(copy)

@@ -78,7 +78,7 @@ def test_unknown_attr(counter):
     proc = run_ebpfprof("python", "-e", "sched:sched_wakeup//stak/", str(counter))
     err = assert_one_error(proc, "-e 'sched:sched_wakeup//stak/': unknown ATTR 'stak' at column 21", code=2)
     assert err.splitlines()[1:3] == ["    sched:sched_wakeup//stak/", "                        ^~~~"]
-    assert hint(err) == "did you mean 'stack'? known ATTRs: stack, max-stack, alias, cpus, str"
+    assert hint(err) == "did you mean 'stack'? known ATTRs: stack, max-stack, alias, cpus, str, python-stack"
 
 
 def test_unknown_field_in_a_filter_lists_the_fields(counter):

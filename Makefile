@@ -47,6 +47,7 @@ bench: setup
 	@$(VPY) bench/profilers.py
 	@$(VPY) bench/probes.py
 	@$(VPY) bench/python_stack.py
+	@$(VPY) bench/python_sampling.py
 
 # A 10-minute run at a high rate: exact accounting, flat RSS and fds (SOAK_SECONDS=60 for less).
 soak: setup

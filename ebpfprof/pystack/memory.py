@@ -84,20 +84,11 @@ class ProcessMemory:
         local = (_IoVec * len(more))(*(_IoVec(ctypes.addressof(buf) + i * size, size) for i in range(len(more))))
         remote = (_IoVec * len(more))(*(_IoVec(a, size) for a in more))
         got = _process_vm_readv(self.pid, local, len(more), remote, len(more), 0) if _process_vm_readv else -1
-        if got < 0:
-            out = []
-            for a in more:
-                try:
-                    out.append(self.read(a, size))
-                except ProcessGone:
-                    raise
-                except MemoryReadError:
-                    out.append(None)
-            return [first, *out]
-        # process_vm_readv stops at the first range it cannot read: the rest are read alone
-        whole = got // size
+        # process_vm_readv stops at the first range it cannot read (or cannot be used: -1):
+        # the ranges after the ones it read whole are read alone
+        whole = max(got, 0) // size
         raw = buf.raw
-        out = [raw[i * size:(i + 1) * size] for i in range(whole)]
+        out: list[bytes | None] = [raw[i * size:(i + 1) * size] for i in range(whole)]
         for a in more[whole:]:
             try:
                 out.append(self.read(a, size))

@@ -54,27 +54,34 @@ def _interpreter(name: str) -> str:
 SLEEP = "syscalls:sys_enter_clock_nanosleep"
 
 
-def _run(python: str, tmp_path: Path, extra: list[str], event: str = SLEEP,
-         flag: tuple[str, ...] = ("--python-callchain",)) -> tuple[list, dict, str]:
-    out = tmp_path / "calls.json"
-    proc = subprocess.Popen([python, str(WORKLOAD), str(out), str(DEPTH)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+def _traced(workload: list[str], options: list[str], script: list[str], wait_done: bool) -> Tracer:
+    """Run a ready/go workload under ``ebpfprof python OPTIONS -p PID SCRIPT`` to its end; the tracer
+    (exited 0). With ``wait_done`` the workload says "done" and exits on the next line."""
+    proc = subprocess.Popen(workload, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         ready = proc.stdout.readline().split()
         assert ready and ready[0] == "ready", ready
-        tracer = Tracer(["-v", "-e", event, *flag, *extra,
-                         "-p", str(proc.pid), str(write_script(tmp_path, RECORDER))])
+        tracer = Tracer([*options, "-p", str(proc.pid), *script])
         tracer.wait_attached()
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        assert proc.stdout.readline().strip() == "done"
-        proc.stdin.write("exit\n")
-        proc.stdin.flush()
+        if wait_done:
+            assert proc.stdout.readline().strip() == "done"
+            proc.stdin.write("exit\n")
+            proc.stdin.flush()
         proc.wait(timeout=30)
         assert tracer.wait(timeout=60) == 0, tracer.stderr
     finally:
         if proc.poll() is None:
             proc.kill()
+    return tracer
+
+
+def _run(python: str, tmp_path: Path, extra: list[str], event: str = SLEEP,
+         flag: tuple[str, ...] = ("--python-callchain",)) -> tuple[list, dict, str]:
+    out = tmp_path / "calls.json"
+    tracer = _traced([python, str(WORKLOAD), str(out), str(DEPTH)],
+                     ["-v", "-e", event, *flag, *extra], [str(write_script(tmp_path, RECORDER))], wait_done=True)
     m = re.search(r"^ROWS (.*)$", tracer.stdout, re.M)
     assert m, tracer.stdout + tracer.stderr
     assert re.search(r"\d+ events delivered, 0 lost", tracer.stderr), tracer.stderr
@@ -188,19 +195,8 @@ def test_profile_samples_carry_the_python_stack(tmp_path, name, g):
     process has its Python frames (from the sample's BPF program, paired with the sample), a
     tail of <module> -> spin -> mid -> leaf, each line inside its function."""
     python = _interpreter(name)
-    proc = subprocess.Popen([python, str(SPIN), "1.0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().split()[0] == "ready"
-        tracer = Tracer(["-v", "-e", "profile/-F 199/", "--python-callchain", *g, "-p", str(proc.pid),
-                         str(write_script(tmp_path, PROFILER))])
-        tracer.wait_attached()
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        proc.wait(timeout=30)
-        assert tracer.wait(timeout=60) == 0, tracer.stderr
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    tracer = _traced([python, str(SPIN), "1.0"], ["-v", "-e", "profile/-F 199/", "--python-callchain", *g],
+                     [str(write_script(tmp_path, PROFILER))], wait_done=False)
     m = re.search(r"^ROWS (.*)$", tracer.stdout, re.M)
     assert m, tracer.stdout + tracer.stderr
     rows = json.loads(m.group(1))
@@ -231,19 +227,8 @@ def test_the_python_flamegraph_tool(tmp_path):
     first, one sample counted per line's COUNT, every one a head of <module>;spin;mid;leaf."""
     python = _interpreter("pyenv-3.12")
     out = tmp_path / "py.folded"
-    proc = subprocess.Popen([python, str(SPIN), "1.0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().split()[0] == "ready"
-        tracer = Tracer(["-v", "-e", "profile/-F 99/", "--python-callchain", "-p", str(proc.pid),
-                         str(ROOT / "tools" / "python_flamegraph.py"), str(out)])
-        tracer.wait_attached()
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        proc.wait(timeout=30)
-        assert tracer.wait(timeout=60) == 0, tracer.stderr
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    tracer = _traced([python, str(SPIN), "1.0"], ["-v", "-e", "profile/-F 99/", "--python-callchain"],
+                     [str(ROOT / "tools" / "python_flamegraph.py"), str(out)], wait_done=False)
     delivered = int(re.search(r"(\d+) events delivered, 0 lost", tracer.stderr).group(1))
     lines = out.read_text().splitlines()
     counts = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in lines}

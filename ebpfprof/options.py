@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from ebpfprof.errors import UsageError
 
-__all__ = ["RunConfig", "DEFAULT_MMAP_PAGES", "RING_MAX_BYTES", "ring_bytes", "check_mmap_pages"]
+__all__ = ["RunConfig", "DEFAULT_MMAP_PAGES", "RING_MAX_BYTES", "ring_bytes", "check_mmap_pages",
+           "traced_processes", "tgid_of"]
 
 # Ring pages per CPU when -m is not given: 4 MiB per CPU holds ~80 ms of a 1 M events/s stream
 # of 56-byte records even if the reader stalls, far beyond the 20 ms timed drain.
@@ -83,3 +84,20 @@ class RunConfig:
     @property
     def nr_cpus(self) -> int:
         return os.cpu_count() or 1
+
+
+def tgid_of(tid: int) -> int | None:
+    """The process of thread ``tid`` (/proc/TID/status), None if it is gone."""
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def traced_processes(config: RunConfig) -> list[int]:
+    """The processes of -p and -t, in order (a -t thread stands for its process)."""
+    return sorted({tgid_of(t) or t for t in (config.tids or ())} | set(config.pids or ()))

@@ -31,7 +31,7 @@ from typing import Callable
 from ebpfprof import _ring
 from ebpfprof.errors import ScriptError, UsageError
 from ebpfprof.kernel import tracefs
-from ebpfprof.options import RunConfig
+from ebpfprof.options import RunConfig, tgid_of, traced_processes
 from ebpfprof.output.printing import EventPrinter
 from ebpfprof.resolve import resolve_selectors
 from ebpfprof.run.dispatch import Dispatcher, call_callback
@@ -114,7 +114,7 @@ def _install_hooks(sources: list[Source], config: RunConfig) -> None:
         return None
 
     printer = EventPrinter(task_comm=task_comm)
-    for pid in _traced_processes(config):
+    for pid in traced_processes(config):
         printer.remember_tasks_of(pid)
     # A profiler's Python stacks come from a side ring: its samples are asked about even
     # without frames of their own
@@ -124,11 +124,6 @@ def _install_hooks(sources: list[Source], config: RunConfig) -> None:
     real = time.clock_gettime_ns(time.CLOCK_REALTIME)
     mono = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     _ring.set_realtime_offset(real - mono)
-
-
-def _traced_processes(config: RunConfig) -> list[int]:
-    """The processes of -p and -t, in order."""
-    return sorted({_tgid(t) or t for t in (config.tids or ())} | set(config.pids or ()))
 
 
 def _preload_symbols(config: RunConfig, specs: list) -> None:
@@ -146,7 +141,7 @@ def _preload_symbols(config: RunConfig, specs: list) -> None:
     user_frames = wanted("user_stack", config.user_callchain)
     if wanted("kernel_stack", config.kernel_callchain):
         default_resolver().kernel          # /proc/kallsyms: 0.2 s, better now than at the first event
-    for pid in _traced_processes(config):
+    for pid in traced_processes(config):
         try:
             default_resolver().user.preload(pid, symbols=user_frames)
         except Exception:        # BCC's cache for a process that just exited: frames say Unknown
@@ -256,17 +251,6 @@ def _check_tasks_exist(config: RunConfig) -> None:
                                  hint="check with: ps -eLo pid,tid,comm | grep ...")
 
 
-def _tgid(tid: int) -> int | None:
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("Tgid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def _processes_of(config: RunConfig, log: Callable[[str], None]) -> RunConfig:
     """-p takes processes: a thread id given to it stands for its process, as with perf
     (which follows /proc/TID/task, the whole thread group). Said with -v; -t is for threads."""
@@ -274,7 +258,7 @@ def _processes_of(config: RunConfig, log: Callable[[str], None]) -> RunConfig:
         return config
     pids: list[int] = []
     for pid in config.pids:
-        tgid = _tgid(pid)
+        tgid = tgid_of(pid)
         if tgid is not None and tgid != pid:
             if config.verbose >= 1:
                 log(f"-p {pid}: thread {pid} is of process {tgid}: tracing process {tgid} "

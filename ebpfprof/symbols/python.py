@@ -199,25 +199,13 @@ def run_python_processes(config) -> PythonProcesses:
     from ebpfprof.symbols import default_resolver
 
     if _RUN is None or _RUN[0] is not config:
+        from ebpfprof.options import traced_processes
+
         processes = PythonProcesses()
-        processes.find(traced_tgids(config))
+        processes.find(traced_processes(config) if config.pids or config.tids else None)
         _RUN = (config, processes)
         default_resolver().python = processes
     return _RUN[1]
-
-
-def traced_tgids(config) -> list[int] | None:
-    """The processes of -p and -t (None: every process)."""
-    if not config.pids and not config.tids:
-        return None
-    out = set(config.pids or ())
-    for tid in config.tids or ():
-        try:
-            with open(f"/proc/{tid}/status") as f:
-                out.update(int(l.split()[1]) for l in f if l.startswith("Tgid:"))
-        except (OSError, ValueError, IndexError):
-            pass
-    return sorted(out)
 
 
 def _all_pids() -> list[int]:
